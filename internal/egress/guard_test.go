@@ -1,0 +1,157 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+var open = Policy{Mode: AllowAll}
+
+func TestCheckAddrRefusesSpecialRanges(t *testing.T) {
+	for _, s := range []string{
+		"127.0.0.1", "127.255.255.254", // loopback
+		"0.0.0.0", "0.1.2.3", // "this network"
+		"10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1", // RFC 1918
+		"100.64.0.1", "100.127.255.255", // CGNAT
+		"169.254.169.254", "169.254.0.1", // link-local, metadata
+		"100.100.100.200",                          // Alibaba metadata
+		"192.0.2.1", "198.51.100.1", "203.0.113.1", // documentation
+		"198.18.0.1", "198.19.255.255", // benchmarking
+		"224.0.0.1", "239.255.255.250", "255.255.255.255", "240.0.0.1", // multicast, reserved, broadcast
+		"::", "::1", "fe80::1", "fc00::1", "fd00:ec2::254", "fec0::1", "ff02::1", // IPv6 specials
+		"::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", // IPv4-mapped
+		"::127.0.0.1",                           // IPv4-compatible
+		"64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", // NAT64 with private v4 inside
+		"2002:7f00:1::", "2002:a9fe:a9fe::1", // 6to4 with private v4 inside
+		"2001::1", "2001:db8::1", // Teredo, documentation
+		"fe80::1%eth0", // zoned link-local
+	} {
+		a := netip.MustParseAddr(s)
+		if err := open.CheckAddr(a); !errors.Is(err, ErrBlocked) {
+			t.Errorf("%s allowed", s)
+		}
+	}
+}
+
+func TestCheckAddrAllowsPublicAddresses(t *testing.T) {
+	for _, s := range []string{"93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8", "64:ff9b::808:808"} {
+		if err := open.CheckAddr(netip.MustParseAddr(s)); err != nil {
+			t.Errorf("%s refused: %v", s, err)
+		}
+	}
+}
+
+func TestMetadataAddressCannotBeExempted(t *testing.T) {
+	p := Policy{Mode: AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("0.0.0.0/0")}}
+	if err := p.CheckAddr(netip.MustParseAddr("169.254.169.254")); !errors.Is(err, ErrBlocked) {
+		t.Fatal("metadata address exempted")
+	}
+	if err := p.CheckAddr(netip.MustParseAddr("169.254.1.1")); err != nil {
+		t.Fatalf("exempted link-local refused: %v", err)
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	allow := Policy{Mode: Allowlist, Hosts: []string{"api.example.com", "*.example.org"}}
+	cases := []struct {
+		p   Policy
+		url string
+		ok  bool
+	}{
+		{open, "https://example.com/x", true},
+		{open, "ftp://example.com/", false},                 // scheme
+		{open, "file:///etc/passwd", false},                 // scheme
+		{open, "gopher://127.0.0.1:6379/_INFO", false},      // scheme
+		{open, "http://good.com@10.0.0.1/", false},          // userinfo
+		{open, "http://localhost/", false},                  // name of loopback
+		{open, "http://LOCALHOST./", false},                 // case and trailing dot
+		{open, "http://a.localhost/", false},                // *.localhost
+		{open, "http://metadata.google.internal/", false},   // GCP metadata name
+		{open, "http://[::1]/", false},                      // literal v6 loopback
+		{open, "http://169.254.169.254/latest/", false},     // literal metadata
+		{open, "http:///nohost", false},                     // no host
+		{Policy{Mode: Deny}, "https://example.com/", false}, // deny mode
+		{Policy{}, "https://example.com/", false},           // zero policy denies
+		{allow, "https://api.example.com/v1", true},
+		{allow, "https://API.EXAMPLE.COM./v1", true},
+		{allow, "https://evil.com/", false},
+		{allow, "https://api.example.com.evil.com/", false},
+		{allow, "https://x.example.org/", true},
+		{allow, "https://example.org/", false}, // *.suffix does not match the apex
+		{allow, "https://xexample.org/", false},
+	}
+	for _, tc := range cases {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			if tc.ok {
+				t.Errorf("%s: %v", tc.url, err)
+			}
+			continue
+		}
+		err = tc.p.CheckURL(u)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s (mode %d): got %v, want ok=%v", tc.url, tc.p.Mode, err, tc.ok)
+		}
+	}
+}
+
+// TestDialRefusesLoopbackBehindAName checks the address check runs on the
+// resolved address: "localhost" is refused by name, but any name that
+// resolves to loopback is refused at dial time too.
+func TestDialRefusesResolvedLoopback(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	c := NewClient(open, Limits{})
+	// 127.1 is not an address to netip, so CheckURL treats it as a name; the
+	// resolver (or the dial) turns it into 127.0.0.1, which Control refuses.
+	u := strings.Replace(srv.URL, "127.0.0.1", "127.1", 1)
+	if _, err := c.Do(context.Background(), "GET", u, nil); err == nil {
+		t.Fatal("fetched loopback through a short-form name")
+	}
+	if hits.Load() != 0 {
+		t.Fatal("server reached")
+	}
+}
+
+func TestResponseBodyIsBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 10_000)))
+	}))
+	defer srv.Close()
+	c := NewClient(Policy{Mode: AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, Limits{MaxBodyBytes: 100})
+	resp, err := c.Do(context.Background(), "GET", srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Body) != 100 || !resp.Truncated {
+		t.Fatalf("body %d bytes, truncated=%v", len(resp.Body), resp.Truncated)
+	}
+}
+
+func BenchmarkCheckAddr(b *testing.B) {
+	a := netip.MustParseAddr("93.184.216.34")
+	b.ReportAllocs()
+	for b.Loop() {
+		if open.CheckAddr(a) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkCheckURLLiteral(b *testing.B) {
+	u, _ := url.Parse("https://93.184.216.34/path")
+	b.ReportAllocs()
+	for b.Loop() {
+		if open.CheckURL(u) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
