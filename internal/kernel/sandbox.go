@@ -1,0 +1,201 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"github.com/clawkeep/clawkeep/internal/audit"
+	"github.com/clawkeep/clawkeep/internal/ckp"
+	"github.com/clawkeep/clawkeep/internal/egress"
+	"github.com/clawkeep/clawkeep/internal/manifest"
+	"github.com/clawkeep/clawkeep/internal/policy"
+	"github.com/clawkeep/clawkeep/internal/tools"
+)
+
+// sandbox is the part of a manifest sandbox the in-process level enforces.
+type sandbox struct {
+	net       egress.Policy
+	http      *egress.Client // or nil when the network is denied
+	fsMode    string         // deny | read-only | scoped | full
+	mounts    []manifest.Mount
+	denied    []string
+	timeout   time.Duration // 0 = none
+	maxOutput int64
+}
+
+// newSandbox refuses levels this build cannot provide: running a tool with
+// weaker isolation than the manifest asks for is never done silently.
+func newSandbox(s *manifest.Sandbox, exempt []netip.Prefix) (sandbox, error) {
+	box := sandbox{net: egress.Policy{Mode: egress.Deny}, fsMode: "deny", maxOutput: defaultMaxOutput}
+	if s == nil {
+		return box, nil // absent sandbox: the most restrictive one
+	}
+	if s.Level != "none" {
+		return box, fmt.Errorf("kernel: sandbox level %q is not available in this build; only \"none\" (built-in tools in process) is, and clawkeep never runs a tool with weaker isolation than the manifest asks for", s.Level)
+	}
+	mode, err := egress.ParseMode(s.Network.Mode)
+	if err != nil {
+		return box, fmt.Errorf("kernel: sandbox: %w", err)
+	}
+	box.net = egress.Policy{Mode: mode, Hosts: s.Network.AllowedHosts, Exempt: exempt}
+	switch s.FS.Mode {
+	case "deny", "read-only", "scoped", "full":
+		box.fsMode = s.FS.Mode
+	default:
+		return box, fmt.Errorf("kernel: sandbox: unknown filesystem mode %q", s.FS.Mode)
+	}
+	box.mounts, box.denied = s.FS.MountPaths, s.FS.DeniedPaths
+	if s.Limits.TimeoutMS > 0 {
+		box.timeout = time.Duration(s.Limits.TimeoutMS) * time.Millisecond
+	}
+	if s.Limits.MaxOutputBytes > 0 {
+		box.maxOutput = s.Limits.MaxOutputBytes
+	}
+	if mode != egress.Deny {
+		box.http = egress.NewClient(box.net, egress.Limits{MaxBodyBytes: box.maxOutput})
+	}
+	return box, nil
+}
+
+// admit is the sandbox gate: what the tool needs must be granted, and the
+// literal parts of its arguments (URL, path) must be inside the grant. The
+// egress dialer checks resolved addresses again at connect time.
+func (b *sandbox) admit(t *tool, args map[string]any, workspace string) *Error {
+	n := t.builtin.Needs
+	deny := func(format string, a ...any) *Error {
+		return refuse(ckp.CodeSandboxDenied, LayerSandbox, t.name, "", format, a...)
+	}
+	if n.Network {
+		if b.http == nil {
+			return deny("the sandbox denies network access")
+		}
+		if t.builtin.URLArg != "" {
+			if s, ok := args[t.builtin.URLArg].(string); ok {
+				u, err := url.Parse(s)
+				if err != nil {
+					return deny("invalid URL")
+				}
+				if err := b.net.CheckURL(u); err != nil {
+					return deny("%s", trimPrefix(err))
+				}
+			}
+		}
+	}
+	if n.ReadFiles || n.WriteFiles {
+		switch {
+		case b.fsMode == "deny":
+			return deny("the sandbox denies filesystem access")
+		case n.WriteFiles && b.fsMode == "read-only":
+			return deny("the sandbox filesystem is read-only")
+		}
+		if t.builtin.PathArg != "" {
+			if s, ok := args[t.builtin.PathArg].(string); ok && s != "" {
+				if err := b.admitPath(s, n.WriteFiles, workspace); err != nil {
+					return deny("%s", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// admitPath applies denied_paths and, in scoped mode, mount_paths. Paths in
+// the manifest are relative to the workspace.
+func (b *sandbox) admitPath(p string, write bool, workspace string) error {
+	resolved, err := policy.ResolvePath(workspace, p)
+	if err != nil {
+		return fmt.Errorf("path %q: %v", p, err)
+	}
+	if !policy.Within(workspace, resolved) {
+		return fmt.Errorf("path %q is outside the workspace", p)
+	}
+	abs := func(m string) string {
+		if filepath.IsAbs(m) {
+			return filepath.Clean(m)
+		}
+		return filepath.Join(workspace, m)
+	}
+	for _, d := range b.denied {
+		if policy.Within(abs(d), resolved) {
+			return fmt.Errorf("path %q is in a denied path", p)
+		}
+	}
+	if b.fsMode != "scoped" {
+		return nil
+	}
+	for _, m := range b.mounts {
+		if policy.Within(abs(m.Path), resolved) && (!write || m.Permissions == "rw") {
+			return nil
+		}
+	}
+	return fmt.Errorf("path %q is not inside a mount that allows this access", p)
+}
+
+func trimPrefix(err error) string {
+	s := err.Error()
+	const p = "egress: blocked: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+// execute runs the tool under its deadline and records the outcome. The
+// outcome record joins the next group commit: the decision before it is
+// already durable.
+func (k *Kernel) execute(ctx context.Context, p ckp.ToolCallParams, t *tool, rec audit.Record) (*ckp.ToolCallResult, error) {
+	env := &tools.Env{HTTP: k.box.http, MaxOutputBytes: k.box.maxOutput}
+	if k.box.fsMode != "deny" {
+		env.Workspace = k.root
+	}
+	runCtx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	start := time.Now()
+	text, err := t.builtin.Run(runCtx, env, p.Arguments)
+	elapsed := time.Since(start)
+
+	rec.Event, rec.Decision, rec.CostTokens = "outcome", "", 0
+	rec.Detail = map[string]string{"duration_ms": fmt.Sprint(elapsed.Milliseconds())}
+	var refusal *Error
+	result := &ckp.ToolCallResult{}
+	switch {
+	case err == nil:
+		rec.Outcome = "ok"
+		if int64(len(text)) > k.box.maxOutput {
+			text = text[:k.box.maxOutput] + "\n[output truncated at max_output_bytes]"
+			rec.Detail["truncated"] = "true"
+		}
+		result.Content = []ckp.Content{{Type: "text", Text: text}}
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		rec.Outcome = "timeout"
+		refusal = refuse(ckp.CodeToolTimeout, LayerTool, t.name, rec.Rule, "tool exceeded its timeout of %s", t.timeout)
+		refusal.Extra = map[string]any{"timeout_ms": t.timeout.Milliseconds()}
+	case ctx.Err() != nil:
+		rec.Outcome = "cancelled"
+		k.audit.AppendAsync(rec)
+		return nil, errCancelled
+	case errors.Is(err, egress.ErrBlocked) || errors.Is(err, tools.ErrSandbox):
+		rec.Outcome = "sandbox-denied"
+		refusal = refuse(ckp.CodeSandboxDenied, LayerSandbox, t.name, rec.Rule, "%s", trimPrefix(err))
+	case errors.Is(err, tools.ErrInvalidArgs):
+		rec.Outcome = "invalid-arguments"
+		refusal = refuse(ckp.CodeInvalidParams, LayerTool, t.name, rec.Rule, "%s", err.Error())
+	default:
+		rec.Outcome = "error"
+		result.IsError = true
+		result.Content = []ckp.Content{{Type: "text", Text: err.Error()}}
+	}
+	if refusal != nil {
+		rec.Detail["reason"] = refusal.Msg
+	}
+	k.audit.AppendAsync(rec)
+	if refusal != nil {
+		return nil, refusal
+	}
+	return result, nil
+}
