@@ -30,10 +30,10 @@ func Load(path string) (*Claw, error) {
 	defer d.close()
 	data, key := d.readRoot(path)
 	if data == nil {
-		return nil, d.errs.err()
+		return nil, d.result(path, false)
 	}
 	c := d.decodeClaw(path, key, data)
-	if err := d.errs.err(); err != nil {
+	if err := d.result(path, c != nil); err != nil {
 		return nil, err
 	}
 	if abs, err := filepath.Abs(path); err == nil {
@@ -48,7 +48,7 @@ func Parse(data []byte, opts Options) (*Claw, error) {
 	defer d.close()
 	d.files = 1
 	c := d.decodeClaw(opts.File, "", data)
-	if err := d.errs.err(); err != nil {
+	if err := d.result(opts.File, c != nil); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -62,20 +62,20 @@ func LoadPrimitive(path string) (kind string, err error) {
 	defer d.close()
 	data, key := d.readRoot(path)
 	if data == nil {
-		return "", d.errs.err()
+		return "", d.result(path, false)
 	}
 	root := d.parseYAML(path, data)
 	if root == nil {
-		return "", d.errs.err()
+		return "", d.result(path, false)
 	}
 	env, ok := d.envelope(path, root)
 	if !ok {
-		return env.kind, d.errs.err()
+		return env.kind, d.result(path, false)
 	}
 	if env.kind == "Claw" {
 		d.errs = errorSink{}
-		d.decodeClaw(path, key, data)
-		return env.kind, d.errs.err()
+		c := d.decodeClaw(path, key, data)
+		return env.kind, d.result(path, c != nil)
 	}
 	d.standalone = true
 	d.primitive(env.kind, env.meta, env.spec)
@@ -118,6 +118,15 @@ func (d *decoder) close() {
 	if d.root != nil {
 		d.root.Close()
 	}
+}
+
+// result is the error of a load: the errors found, or, should a decoder
+// ever give up without saying why, a refusal all the same (fail closed).
+func (d *decoder) result(file string, decoded bool) error {
+	if !decoded && len(d.errs.list) == 0 {
+		d.fileError(file, "manifest: internal error: refused without a reason")
+	}
+	return d.errs.err()
 }
 
 func (d *decoder) fileError(file, msg string) {
@@ -212,7 +221,9 @@ func kindSlug(kind string) string {
 // kindWords names a kind in messages: "world model", "provider".
 func kindWords(kind string) string { return strings.ReplaceAll(kindSlug(kind), "-", " ") }
 
-var allKinds = []string{"Identity", "Provider", "Channel", "Tool", "Skill", "Memory", "WorldModel", "Sandbox", "Policy", "Swarm", "Telemetry", "Claw"}
+func allKinds() []string {
+	return []string{"Identity", "Provider", "Channel", "Tool", "Skill", "Memory", "WorldModel", "Sandbox", "Policy", "Swarm", "Telemetry", "Claw"}
+}
 
 type envelope struct {
 	kind string
@@ -236,7 +247,7 @@ func (d *decoder) envelope(file string, root *yaml.Node) (env envelope, ok bool)
 		}
 	}
 	if v, has := top.get("kind"); has {
-		env.kind, _ = v.enum(allKinds...)
+		env.kind, _ = v.enum(allKinds()...)
 		ok = ok && env.kind != ""
 	}
 	if m := top.sub("metadata"); m != nil {
@@ -297,7 +308,7 @@ func parseClawURI(s string) (clawURI, string) {
 		return clawURI{}, fmt.Sprintf("%q is not a valid claw URI (expected claw://local/KIND/NAME[@VERSION] or claw://KIND/NAME)", s)
 	}
 	known := false
-	for _, k := range allKinds {
+	for _, k := range allKinds() {
 		known = known || kindSlug(k) == m[1]
 	}
 	if !known {

@@ -318,3 +318,26 @@ func write(t testing.TB, dir, name, content string) string {
 	}
 	return p
 }
+
+func TestErrorFormat(t *testing.T) {
+	for _, tc := range []struct {
+		e    Error
+		want string
+	}{
+		{Error{Pos: Pos{File: "c.yaml", Line: 3, Col: 5}, Field: "spec.tools[2]", Msg: "m"}, "c.yaml:3:5: spec.tools[2]: m"},
+		{Error{Pos: Pos{File: "c.yaml"}, Msg: "file not found"}, "c.yaml: file not found"},
+		{Error{Pos: Pos{Line: 1, Col: 2}, Field: "kind", Msg: "m"}, ":1:2: kind: m"},
+		{Error{Msg: "m"}, "m"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestLoadRefusesDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("got %v", err)
+	}
+}

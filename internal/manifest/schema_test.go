@@ -42,7 +42,7 @@ func officialSchemas(t *testing.T) map[string]*jsonschema.Schema {
 		ids[strings.TrimSuffix(filepath.Base(f), ".schema.json")] = id
 	}
 	out := map[string]*jsonschema.Schema{}
-	for _, kind := range allKinds {
+	for _, kind := range allKinds() {
 		name := kindSlug(kind)
 		if kind == "Claw" {
 			name = "claw"

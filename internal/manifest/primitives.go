@@ -150,8 +150,6 @@ func (v val) absURL() (string, bool) {
 	return s, true
 }
 
-var channelTypes = []string{"telegram", "discord", "whatsapp", "slack", "email", "webhook", "cli", "voice", "web", "lark", "matrix", "line", "wechat", "qq", "dingtalk", "cron", "queue", "imap", "db-trigger", "custom"}
-
 func (d *decoder) channel(m Meta, o *obj) Channel {
 	ch := Channel{Meta: m}
 	// kind: is the shorthand of the public security page for type:.
@@ -162,7 +160,8 @@ func (d *decoder) channel(m Meta, o *obj) Channel {
 	}
 	o.asked["kind"] = true
 	o.need(typeKey, "transport", "auth")
-	ch.Type = o.enum(typeKey, channelTypes...)
+	ch.Type = o.enum(typeKey, "telegram", "discord", "whatsapp", "slack", "email", "webhook", "cli", "voice", "web",
+		"lark", "matrix", "line", "wechat", "qq", "dingtalk", "cron", "queue", "imap", "db-trigger", "custom")
 	ch.Transport = o.enum("transport", "polling", "webhook", "websocket", "stdio")
 	o.in("auth", func(a *obj) {
 		a.need("secret_ref")
@@ -320,7 +319,8 @@ func (d *decoder) tool(m Meta, o *obj) Tool {
 		v.errf("a composite tool needs skill_ref naming the skill it wraps")
 	}
 
-	labels := o.child("labels", o.n)
+	// Inline labels sit in the item; a file's sit in its metadata.
+	labels := val{d: d, file: o.file, path: "metadata.labels", n: o.n}
 	if i, ok := o.keys["labels"]; ok {
 		labels = o.child("labels", o.n.Content[i])
 	}
@@ -421,6 +421,9 @@ func (d *decoder) primitiveRef(v val, kind string) string {
 	}
 	if isClawURI(s) || !(strings.ContainsAny(s, `/\`) || hasYAMLExt(s)) {
 		return d.refName(v, kind)
+	}
+	if d.standalone {
+		return s // a lone primitive file has no Claw to check the ref against
 	}
 	ts := d.targets(v, s, kind)
 	if len(ts) > 1 {

@@ -127,8 +127,20 @@ func (d *decoder) worldModel(m Meta, o *obj) WorldModel {
 	return w
 }
 
-// runtimes is the runtime a sandbox level implies when none is named.
-var runtimes = map[string]string{"none": "native", "process": "native", "wasm": "wasmtime", "container": "docker", "vm": "firecracker"}
+// runtimeFor is the runtime a sandbox level implies when none is named.
+func runtimeFor(level string) string {
+	switch level {
+	case "wasm":
+		return "wasmtime"
+	case "container":
+		return "docker"
+	case "vm":
+		return "firecracker"
+	case "none", "process":
+		return "native"
+	}
+	return ""
+}
 
 func (d *decoder) sandbox(m Meta, o *obj) Sandbox {
 	sb := Sandbox{Meta: m}
@@ -137,7 +149,7 @@ func (d *decoder) sandbox(m Meta, o *obj) Sandbox {
 	sb.Level = o.enum("level", "none", "process", "wasm", "container", "vm")
 	sb.Runtime = o.enum("runtime", "docker", "apple-container", "wasmtime", "firecracker", "gvisor", "native")
 	if sb.Runtime == "" {
-		sb.Runtime = runtimes[sb.Level]
+		sb.Runtime = runtimeFor(sb.Level)
 	}
 	sb.Network.Mode, sb.FS.Mode, sb.Shell.Mode = "deny", "deny", "deny"
 
@@ -341,6 +353,7 @@ func (d *decoder) rule(v val, pi, ri int) (Rule, bool) {
 	if pv, ok := o.get("pattern"); ok {
 		o.conflict("pattern", "scope")
 		o.conflict("pattern", "match")
+		o.asked["scope"] = true
 		if s, ok := pv.str(); ok {
 			what, arg, _ := strings.Cut(s, ":")
 			switch {
