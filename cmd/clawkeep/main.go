@@ -11,9 +11,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/clawkeep/clawkeep/internal/agent"
@@ -225,8 +227,8 @@ func formatRecord(r audit.Record) string {
 	if r.CostTokens != 0 {
 		s += fmt.Sprintf(" cost_tokens=%d", r.CostTokens)
 	}
-	for k, v := range r.Detail {
-		s += fmt.Sprintf(" %s=%q", k, v)
+	for _, k := range slices.Sorted(maps.Keys(r.Detail)) {
+		s += fmt.Sprintf(" %s=%q", k, r.Detail[k])
 	}
 	return s
 }

@@ -378,11 +378,13 @@ func TestUsageSinceSumsAllowedDecisionsOfTheAgent(t *testing.T) {
 	allow.CostTokens = 5
 	add(allow)
 	add(Record{Agent: "a", Event: "decision", Decision: "deny", CostTokens: 100})
-	add(Record{Agent: "a", Event: "outcome", Decision: "allow", CostTokens: 100})
+	add(Record{Agent: "a", Event: "approval", Decision: "allow", CostTokens: 20}) // an approved call
+	add(Record{Agent: "a", Event: "decision", Decision: "audit-only", CostTokens: 3})
+	add(Record{Agent: "a", Event: "approval", Decision: "deny", CostTokens: 100})
 	add(Record{Agent: "b", Event: "decision", Decision: "allow", CostTokens: 100})
 	tokens, n, err := l.UsageSince(day, "a")
-	if err != nil || tokens != 12 || n != 2 {
-		t.Fatalf("UsageSince = %d tokens, %d records, %v; want 12, 2", tokens, n, err)
+	if err != nil || tokens != 35 || n != 4 {
+		t.Fatalf("UsageSince = %d tokens, %d records, %v; want 35, 4", tokens, n, err)
 	}
 	// Fixed-width times compare as text across fractional seconds.
 	clock = clock.Add(500 * time.Millisecond)

@@ -337,15 +337,16 @@ func tail(db *sql.DB, n int) ([]Record, error) {
 	return out, nil
 }
 
-// UsageSince sums CostTokens over the committed records of event "decision"
-// with Decision "allow" for agent at or after t, so that a restarted kernel
-// resumes its daily quotas where it left them.
+// UsageSince sums CostTokens over the committed records with Decision
+// "allow" or "audit-only" (whatever the event: a direct decision or an
+// approval) for agent at or after t, so that a restarted kernel resumes its
+// daily quotas where it left them.
 func (l *Log) UsageSince(t time.Time, agent string) (tokens int64, records int, err error) {
 	if err := l.readable(); err != nil {
 		return 0, 0, err
 	}
 	err = l.db.QueryRow(`SELECT COALESCE(SUM(cost_tokens), 0), COUNT(*) FROM records
-		WHERE event = 'decision' AND decision = 'allow' AND agent = ? AND time >= ?`,
+		WHERE decision IN ('allow', 'audit-only') AND agent = ? AND time >= ?`,
 		agent, formatTime(t)).Scan(&tokens, &records)
 	if err != nil {
 		return 0, 0, fmt.Errorf("audit: usage: %w", err)

@@ -31,7 +31,8 @@ type Error struct {
 	Extra map[string]any // or nil
 }
 
-func (e *Error) Error() string { return "kernel: " + e.Msg }
+// Error returns the message alone: it is what the caller sees on the wire.
+func (e *Error) Error() string { return e.Msg }
 
 // CKPCode implements ckp.Coded.
 func (e *Error) CKPCode() int { return e.Code }

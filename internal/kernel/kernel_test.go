@@ -393,3 +393,19 @@ func TestCheckRefusesUnenforceableManifests(t *testing.T) {
 		})
 	}
 }
+
+func TestQuotaOfApprovedCallsSurvivesRestart(t *testing.T) {
+	gated := strings.Replace(costTools, "{id: all, action: allow, scope: all}", "{id: gate, action: require-approval, scope: all}", 1)
+	f := newFixture(t, "tokens_per_day: 1000", gated)
+	done := make(chan error, 1)
+	go func() { _, err := f.call("pricey", "g1", map[string]any{}); done <- err }()
+	if err := f.k.Decide(context.Background(), "g1", true, "tester", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f.close()
+	f.open("tokens_per_day: 1000", gated)
+	wantCode(t, func() error { _, err := f.call("pricey", "g2", map[string]any{}); return err }(), ckp.CodeQuotaExceeded)
+}
