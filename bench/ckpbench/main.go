@@ -64,6 +64,14 @@ func main() {
 	var lat []time.Duration
 	for range *seq {
 		t0 := time.Now()
+		c.call("claw.status", map[string]any{})
+		lat = append(lat, time.Since(t0))
+	}
+	fmt.Printf("sequential claw.status (transport only, no kernel, no audit): p50 %v p99 %v\n", pct(lat, 50), pct(lat, 99))
+
+	lat = lat[:0]
+	for range *seq {
+		t0 := time.Now()
 		c.call("claw.tool.call", echo())
 		lat = append(lat, time.Since(t0))
 	}

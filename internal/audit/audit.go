@@ -107,10 +107,12 @@ type Options struct {
 type Log struct {
 	now     func() time.Time // never nil
 	db      *sql.DB          // never nil; readers share it with the committer's conn
-	wake    chan struct{}    // cap 1; tells the committer to look at cur
-	stopped chan struct{}    // closed when the committer exits
 
-	// Owned by the committer goroutine once Open returns.
+	// commitMu is held by whichever caller is committing (group commit
+	// without a committer goroutine: the first caller to find the queue
+	// uncommitted writes it, with everything queued behind it, and the
+	// fields below are guarded by commitMu). Lock order: commitMu, then mu.
+	commitMu sync.Mutex
 	every    uint64
 	key      *keys // behind a pointer so that printing a Log never prints key bytes
 	conn     *sql.Conn
@@ -136,8 +138,6 @@ type keys struct {
 // batch is one group commit and the callers waiting for it.
 type batch struct {
 	entries []entry
-	sync    bool // a caller waits: commit at once
-	due     bool // the oldest asynchronous entry has waited asyncDelay
 	cp      bool // Checkpoint asked for a signed checkpoint
 	done    chan struct{}
 	first   uint64 // Seq of entries[0]; set before done is closed
@@ -157,8 +157,6 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{
 		now:     opts.Now,
-		wake:    make(chan struct{}, 1),
-		stopped: make(chan struct{}),
 		every:   uint64(opts.CheckpointEvery),
 		sha:     sha256.New(),
 		cur:     newBatch(),
@@ -187,7 +185,6 @@ func Open(dir string, opts Options) (*Log, error) {
 		l.closeDB()
 		return nil, err
 	}
-	go l.run()
 	return l, nil
 }
 
@@ -243,8 +240,8 @@ func (l *Log) load(keyPath, tenant string) error {
 }
 
 // Append adds r to the log and returns its sequence number once it is
-// durable. If ctx ends first, Append returns ctx's error and the record may
-// still be committed.
+// durable. ctx is checked before the record is queued; once queued, Append
+// waits for the commit (an fsync cannot be interrupted anyway).
 func (l *Log) Append(ctx context.Context, r Record) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -259,18 +256,12 @@ func (l *Log) Append(ctx context.Context, r Record) (uint64, error) {
 		return 0, err
 	}
 	b, i := l.enqueueLocked(e)
-	b.sync = true
 	l.mu.Unlock()
-	l.signal()
-	select {
-	case <-b.done:
-		if b.err != nil {
-			return 0, b.err
-		}
-		return b.first + uint64(i), nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	l.commitThrough(b)
+	if b.err != nil {
+		return 0, b.err
 	}
+	return b.first + uint64(i), nil
 }
 
 // AppendAsync queues r; it becomes durable with the next commit, at most
@@ -291,15 +282,9 @@ func (l *Log) AppendAsync(r Record) {
 	b, i := l.enqueueLocked(e)
 	switch {
 	case i+1 >= maxBatch:
-		b.due = true
-		l.signal()
-	case i == 0 && !b.sync:
-		time.AfterFunc(asyncDelay, func() {
-			l.mu.Lock()
-			b.due = true
-			l.mu.Unlock()
-			l.signal()
-		})
+		go l.commitThrough(b)
+	case i == 0:
+		time.AfterFunc(asyncDelay, func() { l.commitThrough(b) })
 	}
 }
 
@@ -326,16 +311,10 @@ func (l *Log) wait(ctx context.Context, cp bool) error {
 		return err
 	}
 	b := l.cur
-	b.sync = true
 	b.cp = b.cp || cp
 	l.mu.Unlock()
-	l.signal()
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	l.commitThrough(b)
+	return b.err
 }
 
 // Err returns the sticky error that stops the log, ErrClosed after Close, or
@@ -365,11 +344,18 @@ func (l *Log) Close() error {
 		return fmt.Errorf("audit: Close: %w", ErrClosed)
 	}
 	l.closing = true
-	last := l.cur
 	l.mu.Unlock()
-	l.signal()
-	<-l.stopped
-	return errors.Join(last.err, l.closeDB())
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	l.mu.Lock()
+	last, err := l.cur, l.err
+	l.mu.Unlock()
+	if err == nil {
+		err = l.commit(last, true)
+	}
+	last.err = err
+	close(last.done)
+	return errors.Join(err, l.closeDB())
 }
 
 func (l *Log) closeDB() error {
@@ -390,44 +376,39 @@ func (l *Log) closeDB() error {
 	return nil
 }
 
-func (l *Log) signal() {
+// commitThrough returns once b is committed (or has failed). Batches are
+// committed in queue order and each commit takes the whole queue, so the
+// holder of commitMu finds every batch older than the current one done.
+func (l *Log) commitThrough(b *batch) {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
 	select {
-	case l.wake <- struct{}{}:
+	case <-b.done:
+		return // an earlier holder committed it
 	default:
 	}
-}
-
-// run is the committer: it alone writes to the database, one batch per
-// transaction, in queue order.
-func (l *Log) run() {
-	defer close(l.stopped)
-	for range l.wake {
-		for {
+	l.mu.Lock()
+	cur, err := l.cur, l.err
+	if l.closing {
+		// Close commits the final batch, which is b, itself; it needs
+		// commitMu to do so.
+		l.mu.Unlock()
+		l.commitMu.Unlock()
+		<-b.done
+		l.commitMu.Lock() // for the deferred Unlock
+		return
+	}
+	l.cur = newBatch()
+	l.mu.Unlock()
+	if err == nil {
+		if err = l.commit(cur, false); err != nil {
 			l.mu.Lock()
-			b, closing := l.cur, l.closing
-			if !closing && !b.sync && !b.due {
-				l.mu.Unlock()
-				break
-			}
-			if !closing {
-				l.cur = newBatch()
-			}
-			err := l.err
+			l.err = err
 			l.mu.Unlock()
-			if err == nil {
-				if err = l.commit(b, closing); err != nil {
-					l.mu.Lock()
-					l.err = err
-					l.mu.Unlock()
-				}
-			}
-			b.err = err
-			close(b.done)
-			if closing {
-				return
-			}
 		}
 	}
+	cur.err = err
+	close(cur.done)
 }
 
 // commit writes b in one transaction (one fsync), with a signed checkpoint

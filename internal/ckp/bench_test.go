@@ -43,7 +43,7 @@ func startBench(b *testing.B) *benchConn {
 		outR.Close()
 	})
 	c := &benchConn{in: inW, out: bufio.NewReaderSize(outR, 64<<10)}
-	c.write(b, requestLine(&testing.T{}, 0, "claw.initialize", initParams(ProtocolVersion)))
+	c.write(b, requestLine(b, 0, "claw.initialize", initParams(ProtocolVersion))+"\n")
 	c.read(b)
 	return c
 }

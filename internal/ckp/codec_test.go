@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecodeFrameRefusals(t *testing.T) {
@@ -86,6 +87,9 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		fr, e := decodeFrame(line, 1024)
+		if e == nil {
+			sameMembersAsEncodingJSON(t, line)
+		}
 		if e != nil {
 			if e.Code != CodeParseError && e.Code != CodeInvalidRequest {
 				t.Fatalf("frame refused with code %d", e.Code)
@@ -111,6 +115,102 @@ func FuzzDecode(f *testing.F) {
 			if r.method != m.req.method || !bytes.Equal(r.id, m.req.id) || !bytes.Equal(r.params, m.req.params) ||
 				(r.id == nil) != (m.req.id == nil) || (r.params == nil) != (m.req.params == nil) {
 				t.Fatalf("round trip changed the request:\n%+v\n%+v", m.req, r)
+			}
+		}
+	})
+}
+
+// sameMembersAsEncodingJSON holds objectMembers to encoding/json, the slow
+// reference: on a valid object both must see the same members, the last of
+// duplicates winning in encoding/json.
+func sameMembersAsEncodingJSON(t *testing.T, line []byte) {
+	if line = bytes.TrimLeft(line, " \t\r\n"); line[0] != '{' {
+		return
+	}
+	var want map[string]json.RawMessage
+	if json.Unmarshal(line, &want) != nil {
+		if _, ok := objectMembers(line); ok {
+			t.Fatalf("objectMembers accepts %q, encoding/json does not", line)
+		}
+		return
+	}
+	ms, ok := objectMembers(line)
+	if !ok {
+		t.Fatalf("objectMembers refuses the object %q", line)
+	}
+	got := map[string]json.RawMessage{}
+	for _, m := range ms {
+		got[m.key] = m.value
+	}
+	if len(got) != len(want) {
+		t.Fatalf("objectMembers found %d distinct members, encoding/json %d: %q", len(got), len(want), line)
+	}
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Fatalf("member %q: objectMembers %q, encoding/json %q", k, got[k], v)
+		}
+	}
+}
+
+// FuzzParams: params decoding never panics, refuses only with -32602, and
+// what it accepts survives a round trip through its JSON encoding.
+func FuzzParams(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"echo","arguments":{"a":1},"context":{"request_id":"r","identity":"i","sandbox":null,"_meta":{}}}`,
+		`{"protocolVersion":"0.3.0","clientInfo":{"name":"n","version":"v"},"manifest":{"kind":"Claw"},"capabilities":{"tools":{}}}`,
+		`{"request_id":"r","reason":"ok"}`,
+		`{"reason":"x","timeout_ms":300000}`,
+		`{"name":"a","name":"b"}`,
+		`{"na\u006de":"echo"}`,
+		`{}`,
+	} {
+		for m := range byte(4) {
+			f.Add(m, []byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, method byte, raw []byte) {
+		if !utf8.Valid(raw) || tooDeep(raw, maxDepth) || !json.Valid(raw) {
+			return // decodeFrame refuses these before any params decoder runs
+		}
+		raw = bytes.TrimLeft(raw, " \t\r\n")
+		if raw[0] != '{' {
+			return // dispatch refuses non-object params before decoding them
+		}
+		roundTrip := func(v any, e *Error, decode func(json.RawMessage) (any, *Error)) {
+			if e != nil {
+				if e.Code != CodeInvalidParams {
+					t.Fatalf("params refused with code %d", e.Code)
+				}
+				return
+			}
+			enc, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, e := decode(enc)
+			if e != nil {
+				t.Fatalf("re-encoded params %s refused: %v", enc, e)
+			}
+			if enc2, _ := json.Marshal(again); !bytes.Equal(enc, enc2) {
+				t.Fatalf("round trip changed the params:\n%s\n%s", enc, enc2)
+			}
+		}
+		switch method % 4 {
+		case 0:
+			dec := func(r json.RawMessage) (any, *Error) { return decodeToolCall(r) }
+			v, e := dec(raw)
+			roundTrip(v, e, dec)
+		case 1:
+			dec := func(r json.RawMessage) (any, *Error) { return decodeInitialize(r) }
+			v, e := dec(raw)
+			roundTrip(v, e, dec)
+		case 2:
+			dec := func(r json.RawMessage) (any, *Error) { return decodeDecision(r) }
+			v, e := dec(raw)
+			roundTrip(v, e, dec)
+		case 3:
+			if _, e := decodeShutdown(raw); e != nil && e.Code != CodeInvalidParams {
+				t.Fatalf("shutdown params refused with code %d", e.Code)
 			}
 		}
 	})

@@ -1,8 +1,8 @@
 package ckp
 
 import (
-	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,49 +90,29 @@ const (
 // allowed in every object this package defines but not inside the opaque
 // values (manifest, arguments, ...) it passes on untouched.
 
-// members decodes raw, which must be a JSON object, into its members. known
-// lists the members allowed; nil allows any.
+// members decodes raw into its members; raw must be a JSON object, from a
+// line that passed decodeFrame's checks. known lists the members allowed;
+// nil allows any.
 func members(raw json.RawMessage, path string, known []string) (map[string]json.RawMessage, *Error) {
-	if len(raw) == 0 {
-		raw = json.RawMessage("{}")
-	}
-	if raw[0] != '{' {
-		return nil, wrongType(path, "an object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
-		return nil, wrongType(path, "an object")
-	}
 	m := make(map[string]json.RawMessage)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, wrongType(path, "an object")
+	if len(raw) == 0 {
+		return m, nil
+	}
+	ms, ok := objectMembers(raw)
+	if !ok {
+		return nil, wrongType(path, "an object")
+	}
+	for _, mb := range ms {
+		if _, dup := m[mb.key]; dup {
+			return nil, errorf(CodeInvalidParams, "invalid params: duplicate field %s", quoteField(path, mb.key))
 		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, wrongType(path, "an object")
+		if mb.key != "_meta" && known != nil && !slices.Contains(known, mb.key) {
+			return nil, errorf(CodeInvalidParams, "invalid params: unknown field %s", quoteField(path, mb.key))
 		}
-		if _, dup := m[key]; dup {
-			return nil, errorf(CodeInvalidParams, "invalid params: duplicate field %s", quoteField(path, key))
-		}
-		if key != "_meta" && known != nil && !contains(known, key) {
-			return nil, errorf(CodeInvalidParams, "invalid params: unknown field %s", quoteField(path, key))
-		}
-		m[key] = v
+		m[mb.key] = mb.value
 	}
 	delete(m, "_meta")
 	return m, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // quoteField names a field for an error message; peer-chosen names are

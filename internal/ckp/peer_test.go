@@ -276,7 +276,7 @@ func (p *peer) call(id any, method string, params any) wire {
 	return w
 }
 
-func requestLine(t *testing.T, id any, method string, params any) string {
+func requestLine(t testing.TB, id any, method string, params any) string {
 	t.Helper()
 	m := map[string]any{"jsonrpc": "2.0", "method": method}
 	if id != nil {
