@@ -105,8 +105,8 @@ type Options struct {
 
 // Log is an open audit log. Its methods are safe for concurrent use.
 type Log struct {
-	now     func() time.Time // never nil
-	db      *sql.DB          // never nil; readers share it with the committer's conn
+	now func() time.Time // never nil
+	db  *sql.DB          // never nil; readers share it with the committer's conn
 
 	// commitMu is held by whichever caller is committing (group commit
 	// without a committer goroutine: the first caller to find the queue
@@ -156,10 +156,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("audit: Options.CheckpointEvery is %d", opts.CheckpointEvery)
 	}
 	l := &Log{
-		now:     opts.Now,
-		every:   uint64(opts.CheckpointEvery),
-		sha:     sha256.New(),
-		cur:     newBatch(),
+		now:   opts.Now,
+		every: uint64(opts.CheckpointEvery),
+		sha:   sha256.New(),
+		cur:   newBatch(),
 	}
 	if l.now == nil {
 		l.now = time.Now
