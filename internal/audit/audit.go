@@ -108,10 +108,11 @@ type Log struct {
 	now func() time.Time // never nil
 	db  *sql.DB          // never nil; readers share it with the committer's conn
 
-	// commitMu is held by whichever caller is committing (group commit
-	// without a committer goroutine: the first caller to find the queue
-	// uncommitted writes it, with everything queued behind it, and the
-	// fields below are guarded by commitMu). Lock order: commitMu, then mu.
+	// commitMu is held by the leader: the caller that found nobody
+	// committing and now commits batch after batch while someone waits for
+	// the queue (group commit without a committer goroutine, so a lone
+	// caller commits its own record with no handoff). The fields below are
+	// guarded by commitMu. Lock order: commitMu, then mu.
 	commitMu sync.Mutex
 	every    uint64
 	key      *keys // behind a pointer so that printing a Log never prints key bytes
@@ -123,10 +124,11 @@ type Log struct {
 	lastHash [32]byte
 	lastCP   uint64
 
-	mu      sync.Mutex
-	cur     *batch // guarded by mu; never nil; the queue the next commit takes
-	err     error  // guarded by mu; sticky: the first commit failure
-	closing bool   // guarded by mu; set once by Close
+	mu         sync.Mutex
+	cur        *batch // guarded by mu; never nil; the queue the next commit takes
+	err        error  // guarded by mu; sticky: the first commit failure
+	closing    bool   // guarded by mu; set once by Close
+	committing bool   // guarded by mu; a leader holds or is taking commitMu
 }
 
 // keys is the log's secret material, derived from audit.key.
@@ -138,6 +140,8 @@ type keys struct {
 // batch is one group commit and the callers waiting for it.
 type batch struct {
 	entries []entry
+	sync    bool // a caller waits for this batch: commit it now
+	due     bool // asynchronous entries have waited long enough
 	cp      bool // Checkpoint asked for a signed checkpoint
 	done    chan struct{}
 	first   uint64 // Seq of entries[0]; set before done is closed
@@ -256,6 +260,7 @@ func (l *Log) Append(ctx context.Context, r Record) (uint64, error) {
 		return 0, err
 	}
 	b, i := l.enqueueLocked(e)
+	b.sync = true
 	l.mu.Unlock()
 	l.commitThrough(b)
 	if b.err != nil {
@@ -282,9 +287,15 @@ func (l *Log) AppendAsync(r Record) {
 	b, i := l.enqueueLocked(e)
 	switch {
 	case i+1 >= maxBatch:
+		b.due = true
 		go l.commitThrough(b)
-	case i == 0:
-		time.AfterFunc(asyncDelay, func() { l.commitThrough(b) })
+	case i == 0 && !b.sync:
+		time.AfterFunc(asyncDelay, func() {
+			l.mu.Lock()
+			b.due = true
+			l.mu.Unlock()
+			l.commitThrough(b)
+		})
 	}
 }
 
@@ -311,6 +322,7 @@ func (l *Log) wait(ctx context.Context, cp bool) error {
 		return err
 	}
 	b := l.cur
+	b.sync = true
 	b.cp = b.cp || cp
 	l.mu.Unlock()
 	l.commitThrough(b)
@@ -376,39 +388,46 @@ func (l *Log) closeDB() error {
 	return nil
 }
 
-// commitThrough returns once b is committed (or has failed). Batches are
-// committed in queue order and each commit takes the whole queue, so the
-// holder of commitMu finds every batch older than the current one done.
+// commitThrough returns once b (marked sync or due by the caller) is
+// committed or has failed. If a leader is active it will commit b, so the
+// caller just waits; otherwise the caller leads, committing the whole queue
+// batch after batch while the queue holds a batch someone waits for. Waiters
+// therefore never queue on commitMu one by one.
 func (l *Log) commitThrough(b *batch) {
-	l.commitMu.Lock()
-	defer l.commitMu.Unlock()
-	select {
-	case <-b.done:
-		return // an earlier holder committed it
-	default:
-	}
 	l.mu.Lock()
-	cur, err := l.cur, l.err
-	if l.closing {
-		// Close commits the final batch, which is b, itself; it needs
-		// commitMu to do so.
+	if l.committing {
 		l.mu.Unlock()
-		l.commitMu.Unlock()
 		<-b.done
-		l.commitMu.Lock() // for the deferred Unlock
 		return
 	}
-	l.cur = newBatch()
+	l.committing = true
 	l.mu.Unlock()
-	if err == nil {
-		if err = l.commit(cur, false); err != nil {
-			l.mu.Lock()
-			l.err = err
+
+	l.commitMu.Lock()
+	for {
+		l.mu.Lock()
+		cur, err := l.cur, l.err
+		if l.closing || !(cur.sync || cur.due) {
+			// Nothing is waited for (b, queued earlier, is done), or Close
+			// will commit the final batch itself.
+			l.committing = false
 			l.mu.Unlock()
+			break
 		}
+		l.cur = newBatch()
+		l.mu.Unlock()
+		if err == nil {
+			if err = l.commit(cur, false); err != nil {
+				l.mu.Lock()
+				l.err = err
+				l.mu.Unlock()
+			}
+		}
+		cur.err = err
+		close(cur.done)
 	}
-	cur.err = err
-	close(cur.done)
+	l.commitMu.Unlock()
+	<-b.done
 }
 
 // commit writes b in one transaction (one fsync), with a signed checkpoint

@@ -212,12 +212,11 @@ type conn struct {
 	shutdownDone chan struct{} // closed when claw.shutdown has replied
 	initializing chan struct{} // owned by loop; nil, or closed when Handler.Initialize returns
 
-	mu           sync.Mutex
-	state        state     // guarded by mu
-	readyAt      time.Time // guarded by mu; set when the state becomes READY
-	nTools       int       // guarded by mu; tool calls in flight
-	nOther       int       // guarded by mu; other requests in flight in goroutines
-	shuttingDown bool      // guarded by mu; a claw.shutdown has begun
+	mu      sync.Mutex
+	state   state     // guarded by mu
+	readyAt time.Time // guarded by mu; set when the state becomes READY
+	nTools  int       // guarded by mu; tool calls in flight
+	nOther  int       // guarded by mu; other requests in flight in goroutines
 }
 
 func (s *Server) newConn(ctx context.Context, out io.Writer) *conn {
@@ -318,7 +317,7 @@ func (c *conn) endOfInput(ctx context.Context, err error) error {
 		err = nil
 	}
 	c.mu.Lock()
-	draining := c.shuttingDown
+	draining := c.state == stateStopping // only a claw.shutdown gets there before stop
 	c.mu.Unlock()
 	if draining {
 		select {
@@ -482,7 +481,7 @@ func (c *conn) dispatch(m message, reply func([]byte)) {
 			answer(e)
 			return
 		}
-		c.spawn(req, c.calls, reply, func(ctx context.Context) (any, error) {
+		c.spawn(k, req, c.calls, reply, func(ctx context.Context) (any, error) {
 			res, err := c.h.ToolCall(ctx, p)
 			if err != nil {
 				return nil, err
@@ -496,7 +495,7 @@ func (c *conn) dispatch(m message, reply func([]byte)) {
 				r.Content = []Content{}
 			}
 			return r, nil
-		}, func(bool) { c.leave(k) })
+		}, nil)
 	case kindToolApprove, kindToolDeny:
 		p, e := decodeDecision(req.params)
 		if e != nil {
@@ -511,12 +510,12 @@ func (c *conn) dispatch(m message, reply func([]byte)) {
 		if k == kindToolDeny {
 			decide = c.h.ToolDeny
 		}
-		c.spawn(req, c.base, reply, func(ctx context.Context) (any, error) {
+		c.spawn(k, req, c.base, reply, func(ctx context.Context) (any, error) {
 			if err := decide(ctx, p); err != nil {
 				return nil, err
 			}
 			return acknowledged{true}, nil
-		}, func(bool) { c.leave(k) })
+		}, nil)
 	}
 }
 
@@ -548,21 +547,22 @@ func (c *conn) enter(k kind, transition func()) *Error {
 	return nil
 }
 
-// leave undoes enter once the request's reply is queued.
-func (c *conn) leave(k kind) {
+// release undoes enter's count once the handler has returned. For a tool
+// call, c.tools is left to spawn: it must wait until the reply is queued.
+func (c *conn) release(k kind) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if k == kindToolCall {
 		c.nTools--
-		c.tools.Done()
 		return
 	}
 	c.nOther--
 }
 
-// spawn runs fn on its own goroutine, replies with its outcome, then calls
-// after with whether fn succeeded.
-func (c *conn) spawn(req request, parent context.Context, reply func([]byte), fn func(context.Context) (any, error), after func(ok bool)) {
+// spawn runs fn for a request of kind k, admitted by enter, on its own
+// goroutine; it replies with fn's outcome, then calls after (or nil) with
+// whether fn succeeded.
+func (c *conn) spawn(k kind, req request, parent context.Context, reply func([]byte), fn func(context.Context) (any, error), after func(ok bool)) {
 	c.work.Add(1)
 	go func() {
 		defer c.work.Done()
@@ -577,8 +577,15 @@ func (c *conn) spawn(req request, parent context.Context, reply func([]byte), fn
 			b = encodeResult(req.id, res)
 		}
 		cancel()
+		c.release(k)
 		reply(b)
-		after(err == nil)
+		if k == kindToolCall {
+			// Only now: a drain that returns must find this reply queued.
+			c.tools.Done()
+		}
+		if after != nil {
+			after(err == nil)
+		}
 	}()
 }
 
@@ -624,7 +631,7 @@ func (c *conn) initialize(req request, reply func([]byte), answer func(*Error)) 
 	done := make(chan struct{})
 	c.initializing = done
 	var agent Agent
-	c.spawn(req, c.base, reply, func(ctx context.Context) (any, error) {
+	c.spawn(kindInitialize, req, c.base, reply, func(ctx context.Context) (any, error) {
 		var err error
 		if agent, err = c.h.Initialize(ctx, p); err != nil {
 			return nil, err
@@ -640,7 +647,6 @@ func (c *conn) initialize(req request, reply func([]byte), answer func(*Error)) 
 		default:
 			c.state = stateInit // the client may retry
 		}
-		c.nOther--
 		c.mu.Unlock()
 		if ready {
 			c.work.Add(1)
@@ -656,17 +662,14 @@ func (c *conn) shutdown(req request, reply func([]byte), answer func(*Error)) {
 		answer(e)
 		return
 	}
-	if e := c.enter(kindShutdown, func() { c.state, c.shuttingDown = stateStopping, true }); e != nil {
+	if e := c.enter(kindShutdown, func() { c.state = stateStopping }); e != nil {
 		answer(e)
 		return
 	}
 	c.closeStopping()
-	c.spawn(req, c.base, reply, func(ctx context.Context) (any, error) {
+	c.spawn(kindShutdown, req, c.base, reply, func(ctx context.Context) (any, error) {
 		return drainedResult{c.drain(ctx, p.timeout)}, nil
-	}, func(bool) {
-		c.leave(kindShutdown)
-		close(c.shutdownDone)
-	})
+	}, func(bool) { close(c.shutdownDone) })
 }
 
 // drain waits up to grace for the tool calls in flight, then cancels the
