@@ -129,6 +129,7 @@ type Log struct {
 	err        error  // guarded by mu; sticky: the first commit failure
 	closing    bool   // guarded by mu; set once by Close
 	committing bool   // guarded by mu; a leader holds or is taking commitMu
+	timerArmed bool   // guarded by mu; an asyncDue timer is pending
 }
 
 // keys is the log's secret material, derived from audit.key.
@@ -289,14 +290,27 @@ func (l *Log) AppendAsync(r Record) {
 	case i+1 >= maxBatch:
 		b.due = true
 		go l.commitThrough(b)
-	case i == 0 && !b.sync:
-		time.AfterFunc(asyncDelay, func() {
-			l.mu.Lock()
-			b.due = true
-			l.mu.Unlock()
-			l.commitThrough(b)
-		})
+	case !l.timerArmed:
+		// One timer at a time: at steady load every batch would otherwise
+		// arm its own, and their wake-ups cost more than the commits.
+		l.timerArmed = true
+		time.AfterFunc(asyncDelay, l.asyncDue)
 	}
+}
+
+// asyncDue commits the queued asynchronous records once the oldest has
+// waited about asyncDelay. Records queued after it fires arm a new timer.
+func (l *Log) asyncDue() {
+	l.mu.Lock()
+	l.timerArmed = false
+	b := l.cur
+	if len(b.entries) == 0 || l.closing {
+		l.mu.Unlock()
+		return
+	}
+	b.due = true
+	l.mu.Unlock()
+	l.commitThrough(b)
 }
 
 // enqueueLocked stamps e and adds it to the current batch. Taking the time

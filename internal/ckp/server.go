@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -173,7 +174,6 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		return errors.New("ckp: Server.Handler is nil")
 	}
 	c := s.newConn(ctx, out)
-	go c.out.run()
 	items := make(chan item)
 	quit := make(chan struct{})
 	go c.read(in, items, quit)
@@ -355,7 +355,7 @@ func (c *conn) closeStopping() { c.stopOnce.Do(func() { close(c.stopping) }) }
 
 func (c *conn) send(b []byte) {
 	if b != nil {
-		c.out.lines <- b
+		c.out.send(b)
 	}
 }
 
@@ -724,10 +724,7 @@ func (c *conn) heartbeat(every time.Duration) {
 			Timestamp: now.UTC().Format("2006-01-02T15:04:05.000Z"),
 		}})
 		if err == nil {
-			select {
-			case c.out.lines <- b:
-			default: // replies are backed up; a late beat has no value
-			}
+			c.out.trySend(b) // if replies are backed up, a late beat has no value
 		}
 		c.mu.Unlock()
 	}
@@ -784,57 +781,76 @@ func initResult(version string, requested map[string]json.RawMessage, a Agent) i
 	return initializeResult{ProtocolVersion: version, AgentInfo: a.Info, ConformanceLevel: level, Capabilities: caps}
 }
 
-// writer is the one goroutine that writes to out. It writes every line
-// that is ready before it flushes, so that many replies cost one write.
+// writer writes reply lines to out. The sender writes its own line under
+// mu, with no goroutine handoff (a lone reply costs no extra wake-up); the
+// last of the senders that arrived together flushes, so many replies ready
+// at once still cost one write.
 type writer struct {
-	w      *bufio.Writer
-	lines  chan []byte   // each one complete line
-	done   chan struct{} // closed when run returns
-	failed chan struct{} // closed on the first write error
-	err    error         // set by run before failed is closed
+	pending atomic.Int64  // lines handed to send and not yet written
+	failed  chan struct{} // closed on the first write error
+
+	mu     sync.Mutex
+	w      *bufio.Writer // guarded by mu
+	err    error         // guarded by mu; set before failed is closed
+	closed bool          // guarded by mu
 }
 
 func newWriter(out io.Writer) *writer {
-	return &writer{
-		w:     bufio.NewWriterSize(out, 64<<10),
-		lines: make(chan []byte, 256), done: make(chan struct{}), failed: make(chan struct{}),
+	return &writer{w: bufio.NewWriterSize(out, 64<<10), failed: make(chan struct{})}
+}
+
+// send writes one complete line. Lines after a failure or after close are
+// dropped.
+func (w *writer) send(b []byte) {
+	w.pending.Add(1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil && !w.closed {
+		if _, err := w.w.Write(b); err != nil {
+			w.failLocked(err)
+		}
+	}
+	if w.pending.Add(-1) == 0 && w.err == nil && !w.closed {
+		if err := w.w.Flush(); err != nil {
+			w.failLocked(err)
+		}
 	}
 }
 
-func (w *writer) run() {
-	defer close(w.done)
-	for b := range w.lines {
-		w.write(b)
-		for n := len(w.lines); n > 0; n-- {
-			w.write(<-w.lines)
-		}
-		if w.err == nil {
-			if err := w.w.Flush(); err != nil {
-				w.fail(err)
-			}
-		}
+// trySend writes and flushes b unless another line is being written.
+func (w *writer) trySend(b []byte) {
+	if !w.mu.TryLock() {
+		return
 	}
-}
-
-// write drops lines after a failure, so that senders never block on a
-// dead peer.
-func (w *writer) write(b []byte) {
-	if w.err != nil {
+	defer w.mu.Unlock()
+	if w.err != nil || w.closed {
 		return
 	}
 	if _, err := w.w.Write(b); err != nil {
-		w.fail(err)
+		w.failLocked(err)
+		return
+	}
+	if w.pending.Load() == 0 {
+		if err := w.w.Flush(); err != nil {
+			w.failLocked(err)
+		}
 	}
 }
 
-func (w *writer) fail(err error) {
+func (w *writer) failLocked(err error) {
 	w.err = fmt.Errorf("ckp: writing replies: %w", err)
 	close(w.failed)
 }
 
-// close waits until every queued line is written and flushed.
+// close flushes what was written and stops further writes.
 func (w *writer) close() error {
-	close(w.lines)
-	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed && w.err == nil {
+		if err := w.w.Flush(); err != nil {
+			w.failLocked(err)
+		}
+	}
+	w.closed = true
 	return w.err
 }
