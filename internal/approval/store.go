@@ -286,31 +286,39 @@ func (s *Store) Decide(id string, approve bool, by, reason string) (Decision, er
 	if approve {
 		d.Outcome = Approved
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE approvals
+	// A request submitted between the UPDATE and the read below is seen as
+	// pending with its deadline ahead: then the UPDATE is simply retried.
+	for attempt := 0; ; attempt++ {
+		res, err := s.db.ExecContext(ctx, `UPDATE approvals
 		SET outcome = ?, decided_by = ?, reason = ?, decided_at = ?, timed_out = 0
 		WHERE id = ? AND outcome = ? AND deadline > ?`,
-		int64(d.Outcome), d.By, d.Reason, at.UnixNano(), id, int64(Pending), at.UnixNano())
-	if err != nil {
-		return Decision{}, fmt.Errorf("approval: deciding: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return Decision{}, fmt.Errorf("approval: deciding: %w", err)
-	} else if n == 1 {
-		s.wake(id)
-		return d, nil
-	}
-	_, cur, err := s.get(ctx, id)
-	if err != nil {
-		return Decision{}, err
-	}
-	if cur.Outcome == Pending {
-		// Too late: the deadline has passed, so the timeout decides it now
-		// and waiters and the audit log see the same answer as this caller.
-		if err := s.expire(ctx, id, at); err != nil {
+			int64(d.Outcome), d.By, d.Reason, at.UnixNano(), id, int64(Pending), at.UnixNano())
+		if err != nil {
+			return Decision{}, fmt.Errorf("approval: deciding: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return Decision{}, fmt.Errorf("approval: deciding: %w", err)
+		} else if n == 1 {
+			s.wake(id)
+			return d, nil
+		}
+		req, cur, err := s.get(ctx, id)
+		if err != nil {
 			return Decision{}, err
 		}
+		if cur.Outcome == Pending {
+			if req.Deadline.After(at) && attempt < 3 {
+				continue
+			}
+			// Too late: the deadline has passed, so the timeout decides it
+			// now and waiters and the audit log see the same answer as
+			// this caller.
+			if err := s.expire(ctx, id, at); err != nil {
+				return Decision{}, err
+			}
+		}
+		return Decision{}, fmt.Errorf("%w: %q", ErrDecided, id)
 	}
-	return Decision{}, fmt.Errorf("%w: %q", ErrDecided, id)
 }
 
 // expire decides request id as its OnTimeout if it is pending and its

@@ -714,3 +714,26 @@ func BenchmarkPending100(b *testing.B) {
 		}
 	}
 }
+
+// TestDecisionRacingSubmitIsNotRefusedAsLate: a decision whose UPDATE runs
+// just before the request is inserted must not report the fresh request as
+// already decided (found by the CLI conformance test, where an approve can
+// arrive while its call is being submitted).
+func TestDecisionRacingSubmitIsNotRefusedAsLate(t *testing.T) {
+	s, _ := tempStore(t, Options{})
+	for i := range 200 {
+		id := fmt.Sprint("race-submit-", i)
+		var wg sync.WaitGroup
+		wg.Go(func() { submit(t, s, request(id, time.Now().Add(time.Hour))) })
+		var err error
+		for {
+			if _, err = s.Decide(id, true, "alice", ""); !errors.Is(err, ErrNotFound) {
+				break
+			}
+		}
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: Decide on a fresh request: %v", i, err)
+		}
+	}
+}
