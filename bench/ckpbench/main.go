@@ -79,6 +79,7 @@ func main() {
 		float64(pct(lat, 50))/float64(pct(floor, 50)))
 
 	lat = lat[:0]
+	c.startReader()
 	var mu sync.Mutex
 	sem := make(chan struct{}, *inflight)
 	var wg sync.WaitGroup
@@ -136,12 +137,41 @@ func pct(d []time.Duration, p int) time.Duration {
 	return s[(len(s)-1)*p/100].Round(time.Microsecond)
 }
 
+// client speaks to the child. Sequential phases read replies in the
+// calling goroutine (as a one-call-at-a-time operator would), so that the
+// figure is clawkeep's and not this program's goroutine hand-offs; the
+// parallel phase starts a reader goroutine that routes replies by id.
 type client struct {
 	in      io.Writer
+	r       *bufio.Reader
 	wmu     sync.Mutex
 	mu      sync.Mutex
 	next    int
-	waiters map[int]chan json.RawMessage
+	waiters map[int]chan json.RawMessage // nil until startReader
+}
+
+type reply struct {
+	ID     *int            `json:"id"`
+	Error  json.RawMessage `json:"error"`
+	Result json.RawMessage `json:"result"`
+}
+
+// readReply reads lines until a reply (not a notification) arrives.
+func (c *client) readReply() reply {
+	for {
+		line, err := c.r.ReadBytes('\n')
+		if err != nil {
+			log.Fatalf("reading from clawkeep: %v", err)
+		}
+		var f reply
+		if json.Unmarshal(line, &f) != nil || f.ID == nil {
+			continue
+		}
+		if len(f.Error) > 0 {
+			log.Fatalf("error reply: %s", line)
+		}
+		return f
+	}
 }
 
 func startClient(bin, manifest, dataDir string) *client {
@@ -158,25 +188,14 @@ func startClient(bin, manifest, dataDir string) *client {
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
-	c := &client{in: in, waiters: map[int]chan json.RawMessage{}}
+	return &client{in: in, r: bufio.NewReaderSize(out, 1<<20)}
+}
+
+func (c *client) startReader() {
+	c.waiters = map[int]chan json.RawMessage{}
 	go func() {
-		r := bufio.NewReaderSize(out, 1<<20)
 		for {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				return
-			}
-			var f struct {
-				ID     *int            `json:"id"`
-				Error  json.RawMessage `json:"error"`
-				Result json.RawMessage `json:"result"`
-			}
-			if json.Unmarshal(line, &f) != nil || f.ID == nil {
-				continue
-			}
-			if len(f.Error) > 0 {
-				log.Fatalf("error reply: %s", line)
-			}
+			f := c.readReply()
 			c.mu.Lock()
 			ch := c.waiters[*f.ID]
 			delete(c.waiters, *f.ID)
@@ -184,19 +203,28 @@ func startClient(bin, manifest, dataDir string) *client {
 			ch <- f.Result
 		}
 	}()
-	return c
 }
 
 func (c *client) call(method string, params any) json.RawMessage {
 	c.mu.Lock()
 	c.next++
 	id := c.next
-	ch := make(chan json.RawMessage, 1)
-	c.waiters[id] = ch
+	var ch chan json.RawMessage
+	if c.waiters != nil {
+		ch = make(chan json.RawMessage, 1)
+		c.waiters[id] = ch
+	}
 	c.mu.Unlock()
 	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 	c.wmu.Lock()
 	c.in.Write(append(b, '\n'))
 	c.wmu.Unlock()
+	if ch == nil {
+		f := c.readReply()
+		if *f.ID != id {
+			log.Fatalf("reply for id %d, want %d", *f.ID, id)
+		}
+		return f.Result
+	}
 	return <-ch
 }
