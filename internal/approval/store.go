@@ -52,6 +52,7 @@ var (
 	ErrNotFound = errors.New("approval: no such request")
 	ErrDecided  = errors.New("approval: request already decided or expired")
 	ErrConflict = errors.New("approval: request_id already used for a different call")
+	ErrConsumed = errors.New("approval: approval already used by its call")
 
 	errClosed = fmt.Errorf("approval: %w", net.ErrClosed)
 )
@@ -82,7 +83,7 @@ type watch struct {
 	n  int           // waiters holding it; guarded by Store.mu
 }
 
-const schemaVersion = 1
+const schemaVersion = 2 // 2 added consumed
 
 const schema = `
 CREATE TABLE IF NOT EXISTS approvals (
@@ -101,7 +102,8 @@ CREATE TABLE IF NOT EXISTS approvals (
 	decided_by  TEXT    NOT NULL DEFAULT '',
 	reason      TEXT    NOT NULL DEFAULT '',
 	decided_at  INTEGER NOT NULL DEFAULT 0,
-	timed_out   INTEGER NOT NULL DEFAULT 0
+	timed_out   INTEGER NOT NULL DEFAULT 0,
+	consumed    INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (outcome, risk DESC, deadline);
 `
@@ -164,6 +166,11 @@ func initSchema(db *sql.DB) error {
 	}
 	if _, err := db.Exec(schema); err != nil {
 		return fmt.Errorf("approval: creating schema: %w", err)
+	}
+	if v == 1 {
+		if _, err := db.Exec(`ALTER TABLE approvals ADD COLUMN consumed INTEGER NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("approval: upgrading store: %w", err)
+		}
 	}
 	if _, err := db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 		return fmt.Errorf("approval: creating schema: %w", err)
@@ -319,6 +326,23 @@ func (s *Store) Decide(id string, approve bool, by, reason string) (Decision, er
 		}
 		return Decision{}, fmt.Errorf("%w: %q", ErrDecided, id)
 	}
+}
+
+// Consume marks an approved request as used by the call it approved, and
+// returns an error wrapping ErrConsumed if it was used already: one approval
+// authorizes one execution, also when the call is retried after a restart
+// (when no in-memory replay cache remembers it).
+func (s *Store) Consume(id string) error {
+	res, err := s.db.Exec(`UPDATE approvals SET consumed = 1 WHERE id = ? AND outcome = ? AND consumed = 0`, id, int64(Approved))
+	if err != nil {
+		return fmt.Errorf("approval: consuming: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("approval: consuming: %w", err)
+	} else if n != 1 {
+		return fmt.Errorf("%w: %q", ErrConsumed, id)
+	}
+	return nil
 }
 
 // expire decides request id as its OnTimeout if it is pending and its

@@ -737,3 +737,25 @@ func TestDecisionRacingSubmitIsNotRefusedAsLate(t *testing.T) {
 		}
 	}
 }
+
+func TestApprovalIsConsumedOnce(t *testing.T) {
+	s, _ := tempStore(t, Options{})
+	submit(t, s, request("c1", time.Now().Add(time.Hour)))
+	if err := s.Consume("c1"); !errors.Is(err, ErrConsumed) {
+		t.Fatalf("a pending request was consumed: %v", err)
+	}
+	if _, err := s.Decide("c1", true, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Consume("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Consume("c1"); !errors.Is(err, ErrConsumed) {
+		t.Fatalf("an approval was used twice: %v", err)
+	}
+	submit(t, s, request("c2", time.Now().Add(time.Hour)))
+	s.Decide("c2", false, "alice", "")
+	if err := s.Consume("c2"); !errors.Is(err, ErrConsumed) {
+		t.Fatalf("a denied request was consumed: %v", err)
+	}
+}

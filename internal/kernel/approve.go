@@ -96,6 +96,14 @@ func (k *Kernel) approve(ctx context.Context, p ckp.ToolCallParams, fp [32]byte,
 		out.Decision, out.Outcome, out.CostTokens = "deny", "invalid", 0
 		refusal = refuse(ckp.CodeApprovalDenied, LayerApproval, t.name, rec.Rule, "approval ended without a valid outcome")
 	}
+	if refusal == nil {
+		if err := k.approvals.Consume(id); errors.Is(err, approval.ErrConsumed) {
+			out.Decision, out.Outcome, out.CostTokens = "deny", "approval-already-used", 0
+			refusal = refuse(ckp.CodeInvalidParams, LayerApproval, t.name, rec.Rule, "request_id %q was approved once and that approval was already used; send a new request_id", id)
+		} else if err != nil {
+			return refuse(ckp.CodeInternal, LayerApproval, t.name, rec.Rule, "approval store unavailable")
+		}
+	}
 	if _, err := k.audit.Append(context.WithoutCancel(ctx), out); err != nil {
 		return refuse(ckp.CodeInternal, LayerKernel, t.name, rec.Rule, "audit log unavailable; refusing to run tools")
 	}

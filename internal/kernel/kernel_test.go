@@ -409,3 +409,30 @@ func TestQuotaOfApprovedCallsSurvivesRestart(t *testing.T) {
 	f.open("tokens_per_day: 1000", gated)
 	wantCode(t, func() error { _, err := f.call("pricey", "g2", map[string]any{}); return err }(), ckp.CodeQuotaExceeded)
 }
+
+// TestApprovalCannotBeReplayedAfterRestart: the in-memory replay cache is
+// gone after a restart, but the approval must still authorize one run only.
+func TestApprovalCannotBeReplayedAfterRestart(t *testing.T) {
+	body := `  identity: {inline: {personality: p, autonomy: autonomous}}` + fileTools + `
+  policies: [{inline: {rules: [{id: gate, action: require-approval, scope: tool, match: {tool: write}}]}}]
+`
+	f := newFixture(t, "", body)
+	done := make(chan error, 1)
+	go func() { _, err := f.call("write", "once", map[string]any{"path": "pay", "content": "1"}); done <- err }()
+	if err := f.k.Decide(context.Background(), "once", true, "tester", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(f.dir, "ws", "pay"))
+	f.close()
+	f.open("", body)
+	wantCode(t, func() error {
+		_, err := f.call("write", "once", map[string]any{"path": "pay", "content": "1"})
+		return err
+	}(), ckp.CodeInvalidParams)
+	if _, err := os.Stat(filepath.Join(f.dir, "ws", "pay")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the approved call ran a second time after a restart")
+	}
+}
