@@ -282,3 +282,30 @@ func TestL2Vectors(t *testing.T) {
 		}
 	}
 }
+
+// TestManifestWithRefCycleIsRefusedCleanly: a tool file whose policy_ref
+// points back at itself. validate reports the cycle; run refuses to start
+// with the same message instead of looping or crashing.
+func TestManifestWithRefCycleIsRefusedCleanly(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tools"), 0o700)
+	os.WriteFile(filepath.Join(dir, "tools", "loop.yaml"), []byte(`claw: "0.3.0"
+kind: Tool
+metadata: {name: loop}
+spec:
+  description: d
+  input_schema: {type: object}
+  policy_ref: ./loop.yaml
+`), 0o600)
+	m := minimal()
+	m["spec"].(map[string]any)["tools"] = []any{"./tools/loop.yaml"}
+	body, _ := json.Marshal(m)
+	file := filepath.Join(dir, "claw.yaml")
+	os.WriteFile(file, body, 0o600)
+	for _, args := range [][]string{{"validate", file}, {"run", "--manifest", file, "--data-dir", t.TempDir()}} {
+		out, code := clawkeepCmd(t, args...)
+		if code != 1 || !strings.Contains(out, "ref cycle") {
+			t.Fatalf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+}
