@@ -160,10 +160,15 @@ func (p *Policy) CheckURL(u *url.URL) error {
 	if host == "" {
 		return fmt.Errorf("%w: URL has no host", ErrBlocked)
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		if err := p.CheckAddr(a); err != nil {
 			return err
 		}
+	} else if numericHost(host) {
+		// Browsers and libc read "127.1", "0x7f000001" and "2130706433" as
+		// IPv4 addresses; refuse every form but the canonical dotted quad
+		// rather than hand them to a resolver.
+		return fmt.Errorf("%w: host %q is a non-canonical IPv4 address", ErrBlocked, host)
 	} else if host == "localhost" || strings.HasSuffix(host, ".localhost") ||
 		host == "metadata.google.internal" || host == "metadata" {
 		return fmt.Errorf("%w: host %q is internal", ErrBlocked, host)
@@ -172,6 +177,30 @@ func (p *Policy) CheckURL(u *url.URL) error {
 		return fmt.Errorf("%w: host %q is not in the sandbox allowlist", ErrBlocked, host)
 	}
 	return nil
+}
+
+// numericHost reports whether the last label of host is a number (decimal,
+// or hex with 0x), which makes URL parsers treat the whole host as IPv4.
+func numericHost(host string) bool {
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if h, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		last = h
+		for _, c := range last {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range last {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Policy) hostAllowed(host string) bool {

@@ -102,22 +102,38 @@ func TestCheckURL(t *testing.T) {
 	}
 }
 
-// TestDialRefusesLoopbackBehindAName checks the address check runs on the
-// resolved address: "localhost" is refused by name, but any name that
-// resolves to loopback is refused at dial time too.
+// TestDialRefusesResolvedLoopback checks the address check that runs in the
+// dialer, on the address the socket is about to connect to: it is what
+// stops a name that resolves to loopback (rebinding). The dialer is called
+// directly so no resolver is involved.
 func TestDialRefusesResolvedLoopback(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
 	c := NewClient(open, Limits{})
-	// 127.1 is not an address to netip, so CheckURL treats it as a name; the
-	// resolver (or the dial) turns it into 127.0.0.1, which Control refuses.
-	u := strings.Replace(srv.URL, "127.0.0.1", "127.1", 1)
-	if _, err := c.Do(context.Background(), "GET", u, nil); err == nil {
-		t.Fatal("fetched loopback through a short-form name")
+	dial := c.http.Transport.(*http.Transport).DialContext
+	if conn, err := dial(context.Background(), "tcp", srv.Listener.Addr().String()); !errors.Is(err, ErrBlocked) {
+		if conn != nil {
+			conn.Close()
+		}
+		t.Fatalf("dialer connected to loopback: %v", err)
 	}
 	if hits.Load() != 0 {
 		t.Fatal("server reached")
+	}
+}
+
+func TestNonCanonicalIPv4IsRefusedWithoutResolving(t *testing.T) {
+	for _, h := range []string{"127.1", "0x7f000001", "2130706433", "0177.0.0.1", "127.0.0.0x1", "10.1", "0X7F.1", "1.2.3.4.5"} {
+		u := &url.URL{Scheme: "http", Host: h}
+		if err := open.CheckURL(u); !errors.Is(err, ErrBlocked) {
+			t.Errorf("%s allowed", h)
+		}
+	}
+	for _, h := range []string{"example.com", "1.example.com", "x0x.com", "api.v2"} {
+		if err := open.CheckURL(&url.URL{Scheme: "https", Host: h}); err != nil {
+			t.Errorf("%s refused: %v", h, err)
+		}
 	}
 }
 
