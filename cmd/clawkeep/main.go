@@ -39,6 +39,8 @@ Usage:
   clawkeep validate FILE...                         check manifests and primitive files
   clawkeep audit verify [--data-dir DIR]            check the audit hash chain
   clawkeep audit tail [--data-dir DIR] [-n N]       print recent audit records
+  clawkeep egress check [--allow-host H]... [--stdin] [URL...]
+                                                    would the network guard allow these URLs?
   clawkeep version
 
 The data directory defaults to $CLAWKEEP_DATA_DIR, else ~/.local/state/clawkeep.
@@ -62,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
+	case "egress":
+		return cmdEgress(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "clawkeep %s (CKP %s)\n", version, ckp.ProtocolVersion)
 		return 0
