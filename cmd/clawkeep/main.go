@@ -41,6 +41,8 @@ Usage:
   clawkeep audit tail [--data-dir DIR] [-n N]       print recent audit records
   clawkeep egress check [--allow-host H]... [--stdin] [URL...]
                                                     would the network guard allow these URLs?
+  clawkeep vault put NAME --type T [--file F]       store a credential (value from stdin or F)
+  clawkeep vault list | rm NAME | rotate-key --new-key-file F
   clawkeep version
 
 The data directory defaults to $CLAWKEEP_DATA_DIR, else ~/.local/state/clawkeep.
@@ -66,6 +68,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdAudit(args[1:], stdout, stderr)
 	case "egress":
 		return cmdEgress(args[1:], stdin, stdout, stderr)
+	case "vault":
+		return cmdVault(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "clawkeep %s (CKP %s)\n", version, ckp.ProtocolVersion)
 		return 0
