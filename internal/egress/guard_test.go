@@ -171,3 +171,95 @@ func BenchmarkCheckURLLiteral(b *testing.B) {
 		}
 	}
 }
+
+func TestTeredoObfuscatedClientIsUnwrapped(t *testing.T) {
+	// Teredo is refused as a range; the embedded client must still be
+	// found so an exemption of the range cannot reach metadata.
+	p := Policy{Mode: AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("2001::/32")}}
+	if err := p.CheckAddr(teredoAddr("65.54.227.120", "169.254.169.254")); !errors.Is(err, ErrBlocked) {
+		t.Fatal("Teredo address with an obfuscated metadata client allowed")
+	}
+	if err := p.CheckAddr(teredoAddr("65.54.227.120", "127.0.0.1")); !errors.Is(err, ErrBlocked) {
+		t.Fatal("Teredo address with an obfuscated loopback client allowed")
+	}
+	if err := p.CheckAddr(teredoAddr("65.54.227.120", "8.8.8.8")); err != nil {
+		t.Fatalf("exempted Teredo with public endpoints refused: %v", err)
+	}
+}
+
+func TestEgressRejectsNonWebPortsByDefault(t *testing.T) {
+	for _, ap := range []string{"93.184.216.34:22", "93.184.216.34:25", "93.184.216.34:6379", "[2606:4700:4700::1111]:5432"} {
+		if err := open.CheckAddrPort(netip.MustParseAddrPort(ap)); !errors.Is(err, ErrBlocked) {
+			t.Errorf("%s allowed", ap)
+		}
+	}
+	for _, ap := range []string{"93.184.216.34:80", "93.184.216.34:443"} {
+		if err := open.CheckAddrPort(netip.MustParseAddrPort(ap)); err != nil {
+			t.Errorf("%s refused: %v", ap, err)
+		}
+	}
+	p := Policy{Mode: AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	if err := p.CheckAddrPort(netip.MustParseAddrPort("127.0.0.1:8123")); err != nil {
+		t.Errorf("exempted address on its own port refused: %v", err)
+	}
+}
+
+func TestPolicyChangesAfterNewClientDoNotApply(t *testing.T) {
+	p := Policy{Mode: AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Ports: []uint16{80}}
+	c, rec := newTestClient(p)
+	p.Exempt[0] = netip.MustParsePrefix("127.0.0.0/8") // caller mutates its slice afterwards
+	p.Ports[0] = 6379
+	if _, err := c.Do(context.Background(), "GET", "http://10.0.0.1/", nil); !errors.Is(err, errRecorded) {
+		t.Fatalf("client lost its copy of the exemption: %v", err)
+	}
+	if _, err := c.Do(context.Background(), "GET", "http://127.0.0.1:6379/", nil); !errors.Is(err, ErrBlocked) {
+		t.Fatalf("client follows the caller's mutated slices: %v", err)
+	}
+	rec.take()
+}
+
+func TestCheckURLLiteralDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	for _, raw := range []string{"https://93.184.216.34/path", "http://[2606:4700:4700::1111]:443/", "https://www.example.com/x"} {
+		u, _ := url.Parse(raw)
+		if n := testing.AllocsPerRun(100, func() { _ = open.CheckURL(u) }); n != 0 {
+			t.Errorf("CheckURL(%s) allocates %v times", raw, n)
+		}
+	}
+	a := netip.MustParseAddr("64:ff9b::808:808")
+	if n := testing.AllocsPerRun(100, func() { _ = open.CheckAddr(a) }); n != 0 {
+		t.Errorf("CheckAddr allocates %v times", n)
+	}
+}
+
+func BenchmarkCheckURLName(b *testing.B) {
+	u, _ := url.Parse("https://api.example.com:443/v1/things?x=1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if open.CheckURL(u) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkCheckURLLiteral6(b *testing.B) {
+	u, _ := url.Parse("https://[2606:4700:4700::1111]/path")
+	b.ReportAllocs()
+	for b.Loop() {
+		if open.CheckURL(u) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkCheckAddrNAT64(b *testing.B) {
+	a := netip.MustParseAddr("64:ff9b::808:808")
+	b.ReportAllocs()
+	for b.Loop() {
+		if open.CheckAddr(a) != nil {
+			b.Fatal("refused")
+		}
+	}
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package egress
+
+// raceEnabled is a test knob: the race detector changes allocation counts.
+const raceEnabled = true
