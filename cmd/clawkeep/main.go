@@ -43,6 +43,7 @@ Usage:
                                                     would the network guard allow these URLs?
   clawkeep vault put NAME --type T [--file F]       store a credential (value from stdin or F)
   clawkeep vault list | rm NAME | rotate-key --new-key-file F
+  clawkeep scan secrets --jsonl                     find secrets in lines of {"text": ...}
   clawkeep version
 
 The data directory defaults to $CLAWKEEP_DATA_DIR, else ~/.local/state/clawkeep.
@@ -70,6 +71,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdEgress(args[1:], stdin, stdout, stderr)
 	case "vault":
 		return cmdVault(args[1:], stdin, stdout, stderr)
+	case "scan":
+		return cmdScan(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "clawkeep %s (CKP %s)\n", version, ckp.ProtocolVersion)
 		return 0

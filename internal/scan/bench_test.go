@@ -1,0 +1,87 @@
+package scan
+
+import (
+	"strings"
+	"testing"
+)
+
+// mixedText returns about n bytes of prose, Go code, JSON and log lines with
+// a secret every 64 KiB, the kind of text tool output is made of.
+func mixedText(n int) []byte {
+	g := newGen(42)
+	parts := []string{
+		"The scheduler assigns each task to a worker and retries it with backoff when the upstream is unavailable. ",
+		"Operators should rotate keys on a schedule and keep the audit log off the host.\n",
+		"func (s *Server) handle(w http.ResponseWriter, r *http.Request) {\n\tif err := s.check(r.Context()); err != nil {\n\t\thttp.Error(w, err.Error(), 500)\n\t\treturn\n\t}\n}\n",
+		"2026-04-01T12:00:00Z INFO request method=GET path=/v1/items status=200 bytes=5120 latency=12ms\n",
+		"2026-04-01T12:00:01Z WARN retrying upstream=api.internal attempt=3 backoff=200ms err=\"connection reset\"\n",
+		`{"id":"123e4567-e89b-42d3-a456-426614174000","name":"widget","tags":["a","b"],"count":3}` + "\n",
+		"commit 9fceb02d0ae598e95dc970b74767f19372d61af8\nAuthor: Dev <dev@example.org>\n\n    Fix the thing: see https://github.com/org/repo/issues/12\n",
+		"for key, value := range cfg { if key == \"mode\" { mode = value } }\n",
+	}
+	var b strings.Builder
+	next := 64 << 10
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString(parts[i%len(parts)])
+		if b.Len() >= next {
+			b.WriteString("export GITHUB_TOKEN=" + g.make("ghp") + "\n")
+			next += 64 << 10
+		}
+	}
+	return []byte(b.String())
+}
+
+func BenchmarkScanMixed(b *testing.B) {
+	text := mixedText(1 << 20)
+	d := NewDetector([][]byte{testVaultValue, []byte("another-vault-value-123")})
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		d.Scan(text)
+	}
+}
+
+func BenchmarkRedactMixed(b *testing.B) {
+	text := mixedText(1 << 20)
+	d := NewDetector([][]byte{testVaultValue})
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Redact(text)
+	}
+}
+
+// BenchmarkScanAdversarial measures input built from nothing but triggers,
+// the worst case for the bounded windows each candidate opens.
+func BenchmarkScanAdversarial(b *testing.B) {
+	for _, unit := range []string{"-----BEGIN PRIVATE KEY-----", "token=token", "token:token", "password=\"x", "sk-", "eyJ ", "a://b:c@", "ghp_", "AKIA", "SG.x"} {
+		text := []byte(strings.Repeat(unit, (1<<20)/len(unit)))
+		b.Run(strings.Trim(unit, " -:/=@"), func(b *testing.B) {
+			var d Detector
+			b.SetBytes(int64(len(text)))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Scan(text)
+			}
+		})
+	}
+}
+
+// BenchmarkRedactManyFindings: 1 MiB of distinct AWS key ids, each written
+// twice, the worst case for redacting every occurrence.
+func BenchmarkRedactManyFindings(b *testing.B) {
+	g := newGen(5)
+	var sb strings.Builder
+	for sb.Len() < 1<<20 {
+		k := g.make("awsid")
+		sb.WriteString(k + " " + k + "\n")
+	}
+	text := []byte(sb.String())
+	var d Detector
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Redact(text)
+	}
+}
