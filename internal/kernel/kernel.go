@@ -85,6 +85,7 @@ type Kernel struct {
 	quota         *quota
 	idem          *idempotency
 	callLimit     *rate.Limiter // or nil: policy rate_limits.tool_calls_per_minute
+	leaks         *leakScan     // or nil: policy secret_scanning is off
 
 	mu        sync.Mutex
 	submitted chan struct{} // guarded by mu; closed and replaced whenever an approval is submitted
@@ -211,6 +212,7 @@ func (k *Kernel) compile(c *manifest.Claw, workspace string) error {
 	if callsPerMinute > 0 {
 		k.callLimit = rate.NewLimiter(rate.Limit(float64(callsPerMinute)/60), int(callsPerMinute))
 	}
+	k.leaks = compileLeakScan(c.Policies)
 	k.quota = &quota{}
 	if len(c.Providers) > 0 {
 		l := c.Providers[0].Limits
@@ -506,9 +508,12 @@ func (k *Kernel) call(ctx context.Context, p ckp.ToolCallParams, fp [32]byte) (*
 		return nil, k.deny(ctx, rec, refuse(ckp.CodePolicyDenied, LayerPolicy, p.Name, "rate_limits.tool_calls_per_minute", "tool call rate limit reached"))
 	}
 
-	// Gate 3: sandbox.
+	// Gate 3: sandbox, including secrets leaving in the arguments.
 	if t != nil {
 		if err := k.box.admit(t, args, k.rootDir); err != nil {
+			return nil, k.deny(ctx, rec, err)
+		}
+		if err := k.leaks.checkInput(t.name, p.Arguments); err != nil {
 			return nil, k.deny(ctx, rec, err)
 		}
 	}

@@ -436,3 +436,52 @@ func TestApprovalCannotBeReplayedAfterRestart(t *testing.T) {
 		t.Fatal("the approved call ran a second time after a restart")
 	}
 }
+
+const fakeAWSKey = "AKIAZ7Q3RV2MB4NXKD5P" // right shape, not a real key
+
+func leakFixture(t *testing.T, scope, action string) *fixture {
+	return newFixture(t, "", `  identity: {inline: {personality: p, autonomy: autonomous}}`+fileTools+`
+  policies: [{inline: {rules: [{id: all, action: allow, scope: all}], secret_scanning: {enabled: true, scope: `+scope+`, action: `+action+`}}}]
+`)
+}
+
+func TestToolOutputSecretIsRedactedBeforeTheAgentSeesIt(t *testing.T) {
+	f := leakFixture(t, "output", "redact")
+	os.WriteFile(filepath.Join(f.dir, "ws", "creds"), []byte("aws_access_key_id = "+fakeAWSKey+"\n"), 0o600)
+	res, err := f.call("read", "l1", map[string]any{"path": "creds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(res.Content[0].Text, fakeAWSKey) || !strings.Contains(res.Content[0].Text, "[REDACTED:") {
+		t.Fatalf("output reached the agent unredacted: %q", res.Content[0].Text)
+	}
+	f.audit.Flush(context.Background())
+	recs, _ := f.audit.Tail(5)
+	for _, r := range recs {
+		for _, v := range r.Detail {
+			if strings.Contains(v, fakeAWSKey) {
+				t.Fatal("the audit record holds the secret")
+			}
+		}
+	}
+}
+
+func TestToolOutputSecretBlocked(t *testing.T) {
+	f := leakFixture(t, "output", "block")
+	os.WriteFile(filepath.Join(f.dir, "ws", "creds"), []byte(fakeAWSKey), 0o600)
+	e := wantCode(t, func() error { _, err := f.call("read", "l2", map[string]any{"path": "creds"}); return err }(), ckp.CodeSandboxDenied)
+	if strings.Contains(e.Msg, fakeAWSKey) {
+		t.Fatal("the refusal quotes the secret")
+	}
+}
+
+func TestSecretInArgumentsBlockedBeforeTheToolRuns(t *testing.T) {
+	f := leakFixture(t, "input", "block")
+	wantCode(t, func() error {
+		_, err := f.call("write", "l3", map[string]any{"path": "out", "content": "key=" + fakeAWSKey})
+		return err
+	}(), ckp.CodeSandboxDenied)
+	if _, err := os.Stat(filepath.Join(f.dir, "ws", "out")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the write ran")
+	}
+}

@@ -166,6 +166,11 @@ func (k *Kernel) execute(ctx context.Context, p ckp.ToolCallParams, t *tool, rec
 	switch {
 	case err == nil:
 		rec.Outcome = "ok"
+		var leak *Error
+		if text, leak = k.leaks.checkOutput(t.name, text, rec.Detail); leak != nil {
+			rec.Outcome, refusal = "secret-blocked", leak
+			break
+		}
 		if int64(len(text)) > k.box.maxOutput {
 			text = text[:k.box.maxOutput] + "\n[output truncated at max_output_bytes]"
 			rec.Detail["truncated"] = "true"
@@ -187,8 +192,13 @@ func (k *Kernel) execute(ctx context.Context, p ckp.ToolCallParams, t *tool, rec
 		refusal = refuse(ckp.CodeInvalidParams, LayerTool, t.name, rec.Rule, "%s", err.Error())
 	default:
 		rec.Outcome = "error"
+		msg, leak := k.leaks.checkOutput(t.name, err.Error(), rec.Detail)
+		if leak != nil {
+			rec.Outcome, refusal = "secret-blocked", leak
+			break
+		}
 		result.IsError = true
-		result.Content = []ckp.Content{{Type: "text", Text: err.Error()}}
+		result.Content = []ckp.Content{{Type: "text", Text: msg}}
 	}
 	if refusal != nil {
 		rec.Detail["reason"] = refusal.Msg
