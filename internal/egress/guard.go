@@ -1,5 +1,8 @@
 // Package egress decides which network destinations a tool may reach and
-// dials only the addresses it checked.
+// dials only the addresses it checked. Built-in tools use Client in
+// process; sandboxed processes reach the same checks through Proxy, an
+// authenticated HTTP forward proxy that is also the only place a credential
+// is attached to a request (see Proxy and Credential).
 //
 // # Threat model
 //
