@@ -170,12 +170,24 @@ type Response struct {
 // Do checks rawURL and sends the request. Refusals wrap ErrBlocked. Errors
 // name the method and host, never the URL's path, query or userinfo.
 func (c *Client) Do(ctx context.Context, method, rawURL string, body io.Reader) (*Response, error) {
+	return c.DoHeader(ctx, method, rawURL, nil, body)
+}
+
+// DoHeader is Do with request headers (copied). Through a proxied client,
+// a header value may be a credential placeholder ({{cred:NAME}}) that the
+// proxy fills in at the boundary.
+func (c *Client) DoHeader(ctx context.Context, method, rawURL string, header http.Header, body io.Reader) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.limits.Total)
 	defer cancel()
 	// The request's own parsed URL is the one checked and the one used.
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: invalid request or URL", ErrBlocked)
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	if err := c.policy.CheckURL(req.URL); err != nil {
 		return nil, err

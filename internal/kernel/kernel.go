@@ -42,6 +42,7 @@ import (
 	"github.com/clawkeep/clawkeep/internal/approval"
 	"github.com/clawkeep/clawkeep/internal/audit"
 	"github.com/clawkeep/clawkeep/internal/ckp"
+	"github.com/clawkeep/clawkeep/internal/egress"
 	"github.com/clawkeep/clawkeep/internal/manifest"
 	"github.com/clawkeep/clawkeep/internal/policy"
 	"github.com/clawkeep/clawkeep/internal/tools"
@@ -60,13 +61,17 @@ const (
 
 // Config is everything a kernel needs; the kernel owns none of it.
 type Config struct {
-	Tenant    string           // never empty
-	Claw      *manifest.Claw   // never nil; a loaded, validated manifest
-	Workspace string           // the agent's workspace directory; created 0700
-	Audit     *audit.Log       // never nil
-	Approvals *approval.Store  // never nil
-	Exempt    []netip.Prefix   // operator exceptions to the egress refusal, or nil
-	Now       func() time.Time // test knob; nil = time.Now
+	Tenant    string          // never empty
+	Claw      *manifest.Claw  // never nil; a loaded, validated manifest
+	Workspace string          // the agent's workspace directory; created 0700
+	Audit     *audit.Log      // never nil
+	Approvals *approval.Store // never nil
+	Exempt    []netip.Prefix  // operator exceptions to the egress refusal, or nil
+	// Credentials the egress layer may attach to this agent's requests
+	// (placeholder {{cred:NAME}} in an http.fetch header), or nil. Their
+	// values never reach the agent, the tool's result or the audit.
+	Credentials []egress.Credential
+	Now         func() time.Time // test knob; nil = time.Now
 }
 
 // Kernel decides, runs and records tool calls for one agent.
@@ -86,6 +91,7 @@ type Kernel struct {
 	idem          *idempotency
 	callLimit     *rate.Limiter // or nil: policy rate_limits.tool_calls_per_minute
 	leaks         *leakScan     // or nil: policy secret_scanning is off
+	proxy         *egress.Proxy // or nil: no credentials, built-ins dial through box.http directly
 
 	mu        sync.Mutex
 	submitted chan struct{} // guarded by mu; closed and replaced whenever an approval is submitted
@@ -157,6 +163,17 @@ func New(cfg Config) (*Kernel, error) {
 	if err := k.compile(c, rootDir); err != nil {
 		root.Close()
 		return nil, err
+	}
+	if len(cfg.Credentials) > 0 && k.box.http != nil {
+		// Credentials are attached only by the egress proxy, so built-in
+		// network tools go through it (in process) like a sandbox would.
+		k.proxy = egress.NewProxy(egress.ProxyOptions{OnUse: k.credentialUsed})
+		token, err := k.proxy.Register(k.agent, k.box.net, cfg.Credentials)
+		if err != nil {
+			root.Close()
+			return nil, fmt.Errorf("kernel: credentials: %w", err)
+		}
+		k.box.http = egress.NewProxiedClient(k.proxy, token, k.box.net, egress.Limits{MaxBodyBytes: k.box.maxOutput})
 	}
 	// A restart must not reset the daily budget: the audit chain knows
 	// what was spent today.
@@ -358,8 +375,22 @@ var hintNames = map[string]policy.Hint{
 	"openWorldHint":   policy.OpenWorld,
 }
 
-// Close releases the workspace handle.
-func (k *Kernel) Close() error { return k.root.Close() }
+// Close releases the workspace handle and the egress proxy.
+func (k *Kernel) Close() error {
+	if k.proxy != nil {
+		k.proxy.Close()
+	}
+	return k.root.Close()
+}
+
+// credentialUsed audits each credential the egress layer attached: which,
+// where, for whom; never the value.
+func (k *Kernel) credentialUsed(u egress.CredentialUse) {
+	k.audit.AppendAsync(audit.Record{
+		Tenant: k.tenant, Agent: k.agent, Event: "credential", Decision: "use",
+		Detail: map[string]string{"credential": u.Name, "host": u.Host},
+	})
+}
 
 // Agent returns the name of the agent this kernel serves.
 func (k *Kernel) Agent() string { return k.agent }

@@ -18,6 +18,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -244,9 +245,10 @@ func fileDelete(_ context.Context, env *Env, args json.RawMessage) (string, erro
 
 func httpFetch(ctx context.Context, env *Env, args json.RawMessage) (string, error) {
 	var a struct {
-		URL    string  `json:"url"`
-		Method string  `json:"method"`
-		Body   *string `json:"body"`
+		URL     string            `json:"url"`
+		Method  string            `json:"method"`
+		Body    *string           `json:"body"`
+		Headers map[string]string `json:"headers"` // values may be credential placeholders, {{cred:NAME}}
 	}
 	if err := decode(args, &a); err != nil {
 		return "", err
@@ -265,7 +267,11 @@ func httpFetch(ctx context.Context, env *Env, args json.RawMessage) (string, err
 	if a.Body != nil {
 		body = strings.NewReader(*a.Body)
 	}
-	resp, err := env.HTTP.Do(ctx, a.Method, a.URL, body)
+	header := http.Header{}
+	for k, v := range a.Headers {
+		header.Set(k, v)
+	}
+	resp, err := env.HTTP.DoHeader(ctx, a.Method, a.URL, header, body)
 	if err != nil {
 		return "", err
 	}
