@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/clawkeep/clawkeep/internal/egress"
+	"github.com/clawkeep/clawkeep/internal/kernel"
+	"github.com/clawkeep/clawkeep/internal/manifest"
 )
 
 // stringList is a repeatable flag.
@@ -32,11 +34,25 @@ func cmdEgress(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var hosts stringList
 	fs.Var(&hosts, "allow-host", "allowed host (exact, or *.suffix); repeatable; without any, every public host is allowed")
 	fromStdin := fs.Bool("stdin", false, "read URLs from standard input, one per line")
+	policyFile := fs.String("policy", "", "a Sandbox primitive file, or a claw.yaml whose sandbox to use")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	p := egress.Policy{Mode: egress.AllowAll}
-	if len(hosts) > 0 {
+	switch {
+	case *policyFile != "" && len(hosts) > 0:
+		fmt.Fprintln(stderr, "clawkeep egress check: use --policy or --allow-host, not both")
+		return 2
+	case *policyFile != "":
+		sb, err := loadSandbox(*policyFile)
+		if err == nil {
+			p, err = kernel.NetworkPolicy(sb)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "clawkeep egress check: %v\n", err)
+			return 2
+		}
+	case len(hosts) > 0:
 		p = egress.Policy{Mode: egress.Allowlist, Hosts: hosts}
 	}
 	check := func(raw string) {
@@ -60,6 +76,23 @@ func cmdEgress(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// loadSandbox reads a Sandbox file, or the sandbox of a claw.yaml (nil when
+// it declares none: the most restrictive sandbox).
+func loadSandbox(path string) (*manifest.Sandbox, error) {
+	kind, err := manifest.LoadPrimitive(path)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "Claw" {
+		c, err := manifest.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		return c.Sandbox, nil
+	}
+	return manifest.LoadSandbox(path)
 }
 
 // checkURL applies the same checks a tool's request gets: the URL, then

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,6 +33,18 @@ func TestEgressCheckCLI(t *testing.T) {
 		if len(f) != 3 || f[0] != w.verdict || f[2] != w.url || f[1] == "" {
 			t.Errorf("line %d = %q, want %s ... %s", i, lines[i], w.verdict, w.url)
 		}
+	}
+	// A Sandbox file's network capability is the policy.
+	sb := filepath.Join(t.TempDir(), "sandbox.yaml")
+	os.WriteFile(sb, []byte("claw: \"0.3.0\"\nkind: Sandbox\nmetadata: {name: s}\nspec:\n  level: none\n  capabilities:\n    network: {mode: allowlist, allowed_hosts: [\"93.184.216.34\"]}\n"), 0o600)
+	out, err = exec.Command(binPath, "egress", "check", "--policy", sb, "http://93.184.216.34/", "http://1.1.1.1/").Output()
+	if err != nil || !strings.HasPrefix(string(out), "allow\t") || !strings.Contains(string(out), "\nblock\t") {
+		t.Fatalf("--policy: %v\n%s", err, out)
+	}
+	// The conformance manifest's sandbox allows every public host.
+	out, _ = exec.Command(binPath, "egress", "check", "--policy", conformanceManifest, "http://1.1.1.1/").Output()
+	if !strings.HasPrefix(string(out), "allow\t") {
+		t.Fatalf("--policy claw.yaml: %s", out)
 	}
 	// An allowlist refuses public hosts it does not name.
 	out, _ = exec.Command(binPath, "egress", "check", "--allow-host", "api.example.com", "https://93.184.216.34/").Output()

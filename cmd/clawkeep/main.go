@@ -39,7 +39,7 @@ Usage:
   clawkeep validate FILE...                         check manifests and primitive files
   clawkeep audit verify [--data-dir DIR]            check the audit hash chain
   clawkeep audit tail [--data-dir DIR] [-n N]       print recent audit records
-  clawkeep egress check [--allow-host H]... [--stdin] [URL...]
+  clawkeep egress check [--policy FILE | --allow-host H...] [--stdin] [URL...]
                                                     would the network guard allow these URLs?
   clawkeep vault put NAME --type T [--file F]       store a credential (value from stdin or F)
   clawkeep vault list | rm NAME | rotate-key --new-key-file F

@@ -28,9 +28,23 @@ type sandbox struct {
 	maxOutput int64
 }
 
+// NetworkPolicy is the egress policy a manifest sandbox grants; a nil
+// sandbox grants no network.
+func NetworkPolicy(s *manifest.Sandbox) (egress.Policy, error) {
+	if s == nil {
+		return egress.Policy{Mode: egress.Deny}, nil
+	}
+	mode, err := egress.ParseMode(s.Network.Mode)
+	if err != nil {
+		return egress.Policy{}, fmt.Errorf("kernel: sandbox: %w", err)
+	}
+	return egress.Policy{Mode: mode, Hosts: s.Network.AllowedHosts}, nil
+}
+
 // newSandbox refuses levels this build cannot provide: running a tool with
 // weaker isolation than the manifest asks for is never done silently.
 func newSandbox(s *manifest.Sandbox, exempt []netip.Prefix) (sandbox, error) {
+	var err error
 	box := sandbox{net: egress.Policy{Mode: egress.Deny}, fsMode: "deny", maxOutput: defaultMaxOutput}
 	if s == nil {
 		return box, nil // absent sandbox: the most restrictive one
@@ -38,11 +52,11 @@ func newSandbox(s *manifest.Sandbox, exempt []netip.Prefix) (sandbox, error) {
 	if s.Level != "none" {
 		return box, fmt.Errorf("kernel: sandbox level %q is not available in this build; only \"none\" (built-in tools in process) is, and clawkeep never runs a tool with weaker isolation than the manifest asks for", s.Level)
 	}
-	mode, err := egress.ParseMode(s.Network.Mode)
-	if err != nil {
-		return box, fmt.Errorf("kernel: sandbox: %w", err)
+	if box.net, err = NetworkPolicy(s); err != nil {
+		return box, err
 	}
-	box.net = egress.Policy{Mode: mode, Hosts: s.Network.AllowedHosts, Exempt: exempt}
+	box.net.Exempt = exempt
+	mode := box.net.Mode
 	switch s.FS.Mode {
 	case "deny", "read-only", "scoped", "full":
 		box.fsMode = s.FS.Mode

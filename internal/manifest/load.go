@@ -83,6 +83,35 @@ func LoadPrimitive(path string) (kind string, err error) {
 	return env.kind, d.errs.err()
 }
 
+// LoadSandbox reads one Sandbox primitive file (for operators who check a
+// profile on its own, e.g. clawkeep egress check --policy).
+func LoadSandbox(path string) (*Sandbox, error) {
+	d := newDecoder(Options{File: path, Dir: filepath.Dir(path)})
+	defer d.close()
+	data, _ := d.readRoot(path)
+	if data == nil {
+		return nil, d.result(path, false)
+	}
+	root := d.parseYAML(path, data)
+	if root == nil {
+		return nil, d.result(path, false)
+	}
+	env, ok := d.envelope(path, root)
+	if !ok {
+		return nil, d.result(path, false)
+	}
+	if env.kind != "Sandbox" {
+		return nil, &ErrorList{{Pos: Pos{File: path}, Field: "kind", Msg: fmt.Sprintf("%q is not Sandbox", env.kind)}}
+	}
+	d.standalone = true
+	sb := d.sandbox(env.meta, env.spec)
+	env.spec.done()
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return &sb, nil
+}
+
 // decoder holds the state of one load. It is never shared.
 type decoder struct {
 	errs       errorSink
