@@ -12,7 +12,7 @@ import (
 
 // sharedCKP holds the third-party CKP material (examples and schemas) the
 // tests read but the repository does not carry.
-const sharedCKP = "/work/shared/ckp"
+var sharedCKP = filepath.Join("..", "..", "..", "shared", "ckp") // ../shared/ckp beside the checkout
 
 // needShared skips a test when the shared CKP directory is missing, unless
 // CLAWKEEP_REQUIRE_ALL is set (as in CI), where a missing input is a failure.
