@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/clawkeep/clawkeep/internal/scan"
+	"github.com/clawkeep/clawkeep/internal/scan/scantest"
 	"github.com/rs/zerolog"
 	"github.com/zricethezav/gitleaks/v8/detect"
 	"github.com/zricethezav/gitleaks/v8/logging"
@@ -106,13 +107,13 @@ func TestRecallOnCorpus(t *testing.T) {
 	if len(lines) == 0 {
 		t.Fatal("scancompare: empty corpus")
 	}
-	ck := scan.NewDetector([][]byte{testVaultValue})
+	ck := scan.NewDetector([][]byte{scantest.VaultValue})
 	gl := newGitleaks(t)
 
 	var ckAll, ckNoVault, ckKind, glAll, glNoVault tally
 	glRules := map[string]int{}
 	for i, l := range lines {
-		text := newGen(uint64(i)).expand(l.Text)
+		text := scantest.NewGen(uint64(i)).Expand(l.Text)
 		secret := *l.Secret
 		vault := l.Kind == scan.KindVault
 
@@ -156,7 +157,7 @@ func TestRecallOnCorpus(t *testing.T) {
 // mixedText returns about n bytes of prose, Go code, JSON and log lines with
 // a fake secret of a rotating kind every 64 KiB.
 func mixedText(n int) string {
-	g := newGen(42)
+	g := scantest.NewGen(42)
 	parts := []string{
 		"The scheduler assigns each task to a worker and retries it with backoff when the upstream is unavailable. ",
 		"Operators should rotate keys on a schedule and keep the audit log off the host.\n",
@@ -180,7 +181,7 @@ func mixedText(n int) string {
 	for i := 0; b.Len() < n; i++ {
 		b.WriteString(parts[i%len(parts)])
 		if b.Len() >= next {
-			b.WriteString(g.expand(secrets[k%len(secrets)]))
+			b.WriteString(g.Expand(secrets[k%len(secrets)]))
 			k++
 			next += 64 << 10
 		}
@@ -206,7 +207,7 @@ func TestLogsHoldNoFakeKey(t *testing.T) {
 	if logging.Logger.GetLevel() != zerolog.Disabled {
 		t.Fatalf("scancompare: gitleaks logger level %v, want disabled", logging.Logger.GetLevel())
 	}
-	key := newGen(0).make("ghp")
+	key := scantest.NewGen(0).Make("ghp")
 	var buf bytes.Buffer
 	logging.Logger = zerolog.New(&buf).Level(zerolog.Disabled)
 	defer func() { logging.Logger = zerolog.Nop() }()

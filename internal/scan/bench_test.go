@@ -3,12 +3,14 @@ package scan
 import (
 	"strings"
 	"testing"
+
+	"github.com/clawkeep/clawkeep/internal/scan/scantest"
 )
 
 // mixedText returns about n bytes of prose, Go code, JSON and log lines with
 // a secret every 64 KiB, the kind of text tool output is made of.
 func mixedText(n int) []byte {
-	g := newGen(42)
+	g := scantest.NewGen(42)
 	parts := []string{
 		"The scheduler assigns each task to a worker and retries it with backoff when the upstream is unavailable. ",
 		"Operators should rotate keys on a schedule and keep the audit log off the host.\n",
@@ -24,7 +26,7 @@ func mixedText(n int) []byte {
 	for i := 0; b.Len() < n; i++ {
 		b.WriteString(parts[i%len(parts)])
 		if b.Len() >= next {
-			b.WriteString("export GITHUB_TOKEN=" + g.make("ghp") + "\n")
+			b.WriteString("export GITHUB_TOKEN=" + g.Make("ghp") + "\n")
 			next += 64 << 10
 		}
 	}
@@ -33,7 +35,7 @@ func mixedText(n int) []byte {
 
 func BenchmarkScanMixed(b *testing.B) {
 	text := mixedText(1 << 20)
-	d := NewDetector([][]byte{testVaultValue, []byte("another-vault-value-123")})
+	d := NewDetector([][]byte{scantest.VaultValue, []byte("another-vault-value-123")})
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -44,7 +46,7 @@ func BenchmarkScanMixed(b *testing.B) {
 
 func BenchmarkRedactMixed(b *testing.B) {
 	text := mixedText(1 << 20)
-	d := NewDetector([][]byte{testVaultValue})
+	d := NewDetector([][]byte{scantest.VaultValue})
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -71,10 +73,10 @@ func BenchmarkScanAdversarial(b *testing.B) {
 // BenchmarkRedactManyFindings: 1 MiB of distinct AWS key ids, each written
 // twice, the worst case for redacting every occurrence.
 func BenchmarkRedactManyFindings(b *testing.B) {
-	g := newGen(5)
+	g := scantest.NewGen(5)
 	var sb strings.Builder
 	for sb.Len() < 1<<20 {
-		k := g.make("awsid")
+		k := g.Make("awsid")
 		sb.WriteString(k + " " + k + "\n")
 	}
 	text := []byte(sb.String())

@@ -3,6 +3,8 @@ package scan
 import (
 	"bytes"
 	"testing"
+
+	"github.com/clawkeep/clawkeep/internal/scan/scantest"
 )
 
 // FuzzScan: Scan never panics, its findings are in bounds, sorted and
@@ -10,12 +12,12 @@ import (
 // output.
 func FuzzScan(f *testing.F) {
 	for i, l := range loadCorpus(f) {
-		f.Add([]byte(newGen(uint64(i)).expand(l.Text)))
+		f.Add([]byte(scantest.NewGen(uint64(i)).Expand(l.Text)))
 	}
 	f.Add([]byte("password=[REDACTED:generic-secret]Zx9[REDACTED:g]Zx9q"))
 	f.Add([]byte("ghp_ghp_ghp_ sk-sk-sk- eyJ.eyJ. -----BEGIN PRIVATE KEY-----"))
 	f.Add([]byte{})
-	d := NewDetector([][]byte{testVaultValue, []byte("fuzz-known-value")})
+	d := NewDetector([][]byte{scantest.VaultValue, []byte("fuzz-known-value")})
 	f.Fuzz(func(t *testing.T, text []byte) {
 		fs := d.Scan(text)
 		checkFindings(t, text, fs)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/clawkeep/clawkeep/internal/scan/scantest"
 )
 
 type corpusLine struct {
@@ -58,10 +60,10 @@ func TestCorpusPrecisionAndRecallAtLeast95Percent(t *testing.T) {
 	if len(lines) < 200 {
 		t.Fatalf("corpus has %d lines, want at least 200", len(lines))
 	}
-	d := NewDetector([][]byte{testVaultValue})
+	d := NewDetector([][]byte{scantest.VaultValue})
 	var tp, fp, fn, tn int
 	for i, l := range lines {
-		text := newGen(uint64(i)).expand(l.Text)
+		text := scantest.NewGen(uint64(i)).Expand(l.Text)
 		fs := d.Scan([]byte(text))
 		switch {
 		case *l.Secret && slices.Contains(kinds(fs), l.Kind):
@@ -88,9 +90,9 @@ func TestCorpusPrecisionAndRecallAtLeast95Percent(t *testing.T) {
 // TestScanFindsVaultValueInEveryEncoding: an agent that base64-, hex- or
 // URL-encodes a vault value to get it past an exact match is still caught.
 func TestScanFindsVaultValueInEveryEncoding(t *testing.T) {
-	d := NewDetector([][]byte{testVaultValue})
+	d := NewDetector([][]byte{scantest.VaultValue})
 	for _, form := range []string{"vaultraw", "vaultb64", "vaultb64raw", "vaultb64url", "vaultb64urlraw", "vaulthex", "vaultHEX", "vaulturl", "vaultpath"} {
-		enc := newGen(0).make(form)
+		enc := scantest.NewGen(0).Make(form)
 		text := []byte("prefix " + enc + " suffix")
 		fs := d.Scan(text)
 		if len(fs) != 1 || fs[0].Kind != KindVault || string(text[fs[0].Start:fs[0].End]) != enc {
@@ -125,10 +127,10 @@ func TestNewDetectorCopiesKnownValues(t *testing.T) {
 // TestDetectorNeverPrintsKnownValues: a detector that ends up in a log line
 // or an error message must not carry the tenant's secrets with it.
 func TestDetectorNeverPrintsKnownValues(t *testing.T) {
-	d := NewDetector([][]byte{testVaultValue})
+	d := NewDetector([][]byte{scantest.VaultValue})
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
 		out := fmt.Sprintf(verb, d)
-		for _, form := range encodings(testVaultValue) {
+		for _, form := range encodings(scantest.VaultValue) {
 			if strings.Contains(out, form) {
 				t.Fatalf("%s prints a known value: %q", verb, out)
 			}
@@ -143,10 +145,10 @@ func TestDetectorNeverPrintsKnownValues(t *testing.T) {
 // TestGitHubTokenWithBadChecksumIsNotReported: the checksum is what lets
 // the detector tell a real token from random text of the same shape.
 func TestGitHubTokenWithBadChecksumIsNotReported(t *testing.T) {
-	g := newGen(7)
+	g := scantest.NewGen(7)
 	var d Detector
 	for range 50 {
-		good, bad := g.github("ghp_", true), g.github("ghp_", false)
+		good, bad := g.GitHub("ghp_", true), g.GitHub("ghp_", false)
 		if fs := d.Scan([]byte("t " + good)); len(fs) != 1 || fs[0].Kind != KindGitHub {
 			t.Fatalf("valid token not found: %v", fs)
 		}
@@ -183,8 +185,8 @@ func TestHardNegativesAreNotSecrets(t *testing.T) {
 // random-looking text; nothing inside it is a finding.
 func TestImagePayloadIsNotAScannedSecret(t *testing.T) {
 	var d Detector
-	g := newGen(3)
-	payload := g.str(genB64, 2000, false) + "AIza" + g.str(genB64URL, 35, true) + "/" + g.str(genB64, 100, false)
+	g := scantest.NewGen(3)
+	payload := g.Str(scantest.B64, 2000, false) + "AIza" + g.Str(scantest.B64URL, 35, true) + "/" + g.Str(scantest.B64, 100, false)
 	if fs := d.Scan([]byte(`<img src="data:image/png;base64,` + payload + `">`)); len(fs) != 0 {
 		t.Fatalf("got %v", fs)
 	}
@@ -193,8 +195,8 @@ func TestImagePayloadIsNotAScannedSecret(t *testing.T) {
 // TestOverlappingFindingsLongerWins: a vault value that contains a
 // provider key is reported once, as the longer finding.
 func TestOverlappingFindingsLongerWins(t *testing.T) {
-	g := newGen(11)
-	key := g.make("npm")
+	g := scantest.NewGen(11)
+	key := g.Make("npm")
 	vault := []byte("prefix-" + key + "-suffix")
 	d := NewDetector([][]byte{vault})
 	text := []byte("a " + string(vault) + " b " + key)
@@ -210,7 +212,7 @@ func TestOverlappingFindingsLongerWins(t *testing.T) {
 // not leak what the assignment gave away.
 func TestRedactRemovesEveryOccurrenceOfAFinding(t *testing.T) {
 	var d Detector
-	pw := newGen(5).make("pw")
+	pw := scantest.NewGen(5).Make("pw")
 	text := []byte("password=" + pw + "\nlater the log said " + pw + " again")
 	out := d.Redact(text)
 	if bytes.Contains(out, []byte(pw)) {
@@ -241,13 +243,13 @@ func TestRedactKeepsCleanTextIntact(t *testing.T) {
 // secrets is scanned without panicking and with findings in bounds; the
 // attacker chooses where input ends.
 func TestScanSurvivesTruncatedCandidates(t *testing.T) {
-	g := newGen(9)
+	g := scantest.NewGen(9)
 	var b strings.Builder
 	for _, l := range loadCorpus(t)[:120] {
-		b.WriteString(g.expand(l.Text) + "\n")
+		b.WriteString(g.Expand(l.Text) + "\n")
 	}
 	full := []byte(b.String())
-	d := NewDetector([][]byte{testVaultValue})
+	d := NewDetector([][]byte{scantest.VaultValue})
 	for n := 0; n <= len(full); n += 7 {
 		checkFindings(t, full[:n], d.Scan(full[:n]))
 	}
@@ -267,9 +269,9 @@ func checkFindings(t *testing.T, text []byte, fs []Finding) {
 // TestEncryptedLegacyPEMKeyIsFound: the Proc-Type and DEK-Info headers of
 // an old encrypted key must not hide the body from the detector.
 func TestEncryptedLegacyPEMKeyIsFound(t *testing.T) {
-	g := newGen(13)
+	g := scantest.NewGen(13)
 	key := "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0123456789ABCDEF\n\n" +
-		g.str(genB64, 64, false) + "\n" + g.str(genB64, 64, false) + "\n-----END RSA PRIVATE KEY-----"
+		g.Str(scantest.B64, 64, false) + "\n" + g.Str(scantest.B64, 64, false) + "\n-----END RSA PRIVATE KEY-----"
 	text := []byte("id_rsa:\n" + key + "\ndone")
 	fs := new(Detector).Scan(text)
 	if len(fs) != 1 || fs[0].Kind != KindPrivateKey || string(text[fs[0].Start:fs[0].End]) != key {
@@ -280,7 +282,7 @@ func TestEncryptedLegacyPEMKeyIsFound(t *testing.T) {
 // TestTruncatedPEMKeyIsStillFound: cutting the END line off (a log line
 // limit, a hostile tool) must not let the key body through.
 func TestTruncatedPEMKeyIsStillFound(t *testing.T) {
-	key := newGen(14).make("pemec")
+	key := scantest.NewGen(14).Make("pemec")
 	cut := key[:len(key)-40]
 	fs := new(Detector).Scan([]byte(cut))
 	if len(fs) != 1 || fs[0].Kind != KindPrivateKey || fs[0].Start != 0 {
@@ -303,7 +305,7 @@ func TestRedactTerminatesWhenAValueContainsTheMarker(t *testing.T) {
 // TestFindingsCarryNoSecretText: findings go into audit records and logs,
 // so they hold offsets and a kind, never the value.
 func TestFindingsCarryNoSecretText(t *testing.T) {
-	key := newGen(15).make("ghp")
+	key := scantest.NewGen(15).Make("ghp")
 	fs := new(Detector).Scan([]byte("GITHUB_TOKEN=" + key))
 	if len(fs) != 1 {
 		t.Fatalf("got %v", fs)
@@ -318,7 +320,7 @@ func TestFindingsCarryNoSecretText(t *testing.T) {
 // TestDetectorIsSafeForConcurrentScans: one detector serves every tool
 // call of a tenant at once (run with -race).
 func TestDetectorIsSafeForConcurrentScans(t *testing.T) {
-	d := NewDetector([][]byte{testVaultValue})
+	d := NewDetector([][]byte{scantest.VaultValue})
 	text := mixedText(64 << 10)
 	want := d.Scan(text)
 	done := make(chan []Finding)
@@ -336,11 +338,11 @@ func TestDetectorIsSafeForConcurrentScans(t *testing.T) {
 // thousands of distinct keys gets the Rabin-Karp path; it must find exactly
 // what the plain search finds, bare copies included.
 func TestRedactManyDistinctFindings(t *testing.T) {
-	g := newGen(21)
+	g := scantest.NewGen(21)
 	var secrets []secret
 	var b strings.Builder
 	for i := range 300 {
-		k := g.make([]string{"awsid", "npm", "ghp", "google"}[i%4])
+		k := g.Make([]string{"awsid", "npm", "ghp", "google"}[i%4])
 		secrets = append(secrets, secret{[]byte(k), "k"})
 		b.WriteString("key " + k + " and again" + k + "\n") // the second copy has no boundary
 	}
