@@ -1,9 +1,7 @@
 package scancompare
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"os"
 	"slices"
 	"strings"
@@ -27,35 +25,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type corpusLine struct {
-	Text   string `json:"text"`
-	Secret *bool  `json:"secret"`
-	Kind   string `json:"kind"`
-}
-
-func loadCorpus(t testing.TB) []corpusLine {
+func loadCorpus(t testing.TB) []scantest.Line {
 	t.Helper()
-	f, err := os.Open(corpusPath)
+	lines, err := scantest.LoadCorpus(corpusPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var out []corpusLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.DisallowUnknownFields()
-		var l corpusLine
-		if err := dec.Decode(&l); err != nil || l.Secret == nil || (*l.Secret && l.Kind == "") {
-			t.Fatalf("scancompare: corpus line %d: bad entry (%v)", n, err)
-		}
-		out = append(out, l)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return lines
 }
 
 func newGitleaks(t testing.TB) *detect.Detector {
@@ -158,16 +134,7 @@ func TestRecallOnCorpus(t *testing.T) {
 // a fake secret of a rotating kind every 64 KiB.
 func mixedText(n int) string {
 	g := scantest.NewGen(42)
-	parts := []string{
-		"The scheduler assigns each task to a worker and retries it with backoff when the upstream is unavailable. ",
-		"Operators should rotate keys on a schedule and keep the audit log off the host.\n",
-		"func (s *Server) handle(w http.ResponseWriter, r *http.Request) {\n\tif err := s.check(r.Context()); err != nil {\n\t\thttp.Error(w, err.Error(), 500)\n\t\treturn\n\t}\n}\n",
-		"2026-04-01T12:00:00Z INFO request method=GET path=/v1/items status=200 bytes=5120 latency=12ms\n",
-		"2026-04-01T12:00:01Z WARN retrying upstream=api.internal attempt=3 backoff=200ms err=\"connection reset\"\n",
-		`{"id":"123e4567-e89b-42d3-a456-426614174000","name":"widget","tags":["a","b"],"count":3}` + "\n",
-		"commit 9fceb02d0ae598e95dc970b74767f19372d61af8\nAuthor: Dev <dev@example.org>\n\n    Fix the thing: see https://github.com/org/repo/issues/12\n",
-		"for key, value := range cfg { if key == \"mode\" { mode = value } }\n",
-	}
+	parts := scantest.Prose
 	secrets := []string{
 		"export GITHUB_TOKEN=«ghp»\n",
 		"aws_access_key_id = «awsid»\n",

@@ -11,16 +11,7 @@ import (
 // a secret every 64 KiB, the kind of text tool output is made of.
 func mixedText(n int) []byte {
 	g := scantest.NewGen(42)
-	parts := []string{
-		"The scheduler assigns each task to a worker and retries it with backoff when the upstream is unavailable. ",
-		"Operators should rotate keys on a schedule and keep the audit log off the host.\n",
-		"func (s *Server) handle(w http.ResponseWriter, r *http.Request) {\n\tif err := s.check(r.Context()); err != nil {\n\t\thttp.Error(w, err.Error(), 500)\n\t\treturn\n\t}\n}\n",
-		"2026-04-01T12:00:00Z INFO request method=GET path=/v1/items status=200 bytes=5120 latency=12ms\n",
-		"2026-04-01T12:00:01Z WARN retrying upstream=api.internal attempt=3 backoff=200ms err=\"connection reset\"\n",
-		`{"id":"123e4567-e89b-42d3-a456-426614174000","name":"widget","tags":["a","b"],"count":3}` + "\n",
-		"commit 9fceb02d0ae598e95dc970b74767f19372d61af8\nAuthor: Dev <dev@example.org>\n\n    Fix the thing: see https://github.com/org/repo/issues/12\n",
-		"for key, value := range cfg { if key == \"mode\" { mode = value } }\n",
-	}
+	parts := scantest.Prose
 	var b strings.Builder
 	next := 64 << 10
 	for i := 0; b.Len() < n; i++ {

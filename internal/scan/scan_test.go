@@ -1,11 +1,8 @@
 package scan
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,35 +10,13 @@ import (
 	"github.com/clawkeep/clawkeep/internal/scan/scantest"
 )
 
-type corpusLine struct {
-	Text   string `json:"text"`
-	Secret *bool  `json:"secret"`
-	Kind   string `json:"kind"`
-}
-
-func loadCorpus(t testing.TB) []corpusLine {
+func loadCorpus(t testing.TB) []scantest.Line {
 	t.Helper()
-	f, err := os.Open("testdata/corpus.jsonl")
+	lines, err := scantest.LoadCorpus("testdata/corpus.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var out []corpusLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.DisallowUnknownFields()
-		var l corpusLine
-		if err := dec.Decode(&l); err != nil || l.Secret == nil || (*l.Secret && l.Kind == "") {
-			t.Fatalf("corpus line %d: bad entry (%v)", n, err)
-		}
-		out = append(out, l)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return lines
 }
 
 func kinds(fs []Finding) []string {
