@@ -1,0 +1,217 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// container runs each job under bubblewrap: new user, pid, ipc, uts,
+// mount, network and cgroup namespaces; the system directories read-only,
+// nosuid; a private /tmp, /proc and /dev; only the declared mounts of the
+// host. Memory, processes and CPU share are cgroup limits where the host
+// lets clawkeep create groups; CPU time, open files and file size are
+// rlimits. The meters are the same as the process level's.
+type container struct {
+	cfg     Config
+	self    string // this executable: the init process sets rlimits and identity, then execs bwrap
+	bwrap   string
+	seccomp []byte
+}
+
+func newContainer(cfg Config) (*container, error) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		return nil, fmt.Errorf("%w: level container needs bubblewrap (bwrap) on PATH", ErrUnavailable)
+	}
+	for _, m := range cfg.Mounts {
+		if _, err := os.Stat(m.Path); err != nil {
+			return nil, fmt.Errorf("sandbox: mount: %w", err)
+		}
+	}
+	prog, err := seccompProgram()
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	c := &container{cfg: cfg, self: self, bwrap: bwrap, seccomp: prog}
+	if cfg.RequireAllLimits {
+		cg := newCgroup("probe-"+newID(), cfg.Limits)
+		cg.remove()
+		if len(cg.unapplied) > 0 {
+			return nil, fmt.Errorf("%w: cgroup limits cannot be applied on this host: %s", ErrUnavailable, strings.Join(cg.unapplied, "; "))
+		}
+	}
+	return c, nil
+}
+
+func (c *container) Level() Level { return LevelContainer }
+
+func (c *container) Run(ctx context.Context, job Job) (*Report, error) {
+	return run(ctx, c.cfg, job, func(netEnv []string) (*launch, error) { return c.launch(job, netEnv) })
+}
+
+func (c *container) launch(job Job, netEnv []string) (*launch, error) {
+	if len(job.Argv) == 0 {
+		return nil, refusef("", "empty command")
+	}
+	path, err := lookPath(job.Argv[0], job.Env)
+	if err != nil {
+		return nil, refusef("", "%v", err)
+	}
+	lim := c.cfg.Limits
+	cg := newCgroup(newID(), lim)
+	if c.cfg.RequireAllLimits && len(cg.unapplied) > 0 {
+		cg.remove()
+		return nil, refusef("", "cgroup limits cannot be applied: %s", strings.Join(cg.unapplied, "; "))
+	}
+
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	pipe := func() (r, w *os.File, err error) {
+		r, w, err = os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	seccompR, seccompW, err := pipe()
+	if err == nil {
+		go func() { seccompW.Write(c.seccomp); seccompW.Close() }()
+	}
+	blockR, blockW, err2 := pipe()
+	infoR, infoW, err3 := pipe()
+	if err := firstErr(err, err2, err3); err != nil {
+		closeAll()
+		cg.remove()
+		return nil, err
+	}
+	// After the init process's spec (3) and status (4) descriptors.
+	args := []string{
+		"--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+		"--uid", strconv.Itoa(nobody), "--gid", strconv.Itoa(nobody), "--hostname", "sandbox",
+		"--seccomp", "5", "--block-fd", "6", "--info-fd", "7",
+	}
+	for _, kv := range append(append([]string{}, job.Env...), netEnv...) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			closeAll()
+			cg.remove()
+			return nil, refusef("", "environment entry %q is not KEY=VALUE", kv)
+		}
+		args = append(args, "--setenv", k, v)
+	}
+	for _, p := range systemPaths {
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err == nil {
+				args = append(args, "--symlink", target, p)
+			}
+		default:
+			args = append(args, "--ro-bind", p, p)
+		}
+	}
+	args = append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp")
+	for _, m := range c.cfg.Mounts {
+		flag := "--ro-bind"
+		if m.Writable {
+			flag = "--bind"
+		}
+		args = append(args, flag, m.Path, m.Path)
+	}
+	args = append(args, "--chdir", jobDir(job, c.cfg.Mounts), "--", path)
+	args = append(args, job.Argv[1:]...)
+
+	// rlimits bind bubblewrap and everything it starts; the init process
+	// sets them, since this process may not lower another user's. NPROC
+	// would not bind (user namespaces count their own), so processes are
+	// the pids cgroup's.
+	spec := initSpec{
+		Path: c.bwrap, Argv: append([]string{c.bwrap}, args...), Dir: "/", UID: -1, GID: -1,
+		Rlimits: []rlimit{
+			{unix.RLIMIT_CPU, cpuSeconds(lim), cpuSeconds(lim) + 1},
+			{unix.RLIMIT_NOFILE, uint64(lim.MaxOpenFiles), uint64(lim.MaxOpenFiles)},
+			{unix.RLIMIT_FSIZE, uint64(lim.MaxFileBytes), uint64(lim.MaxFileBytes)},
+			{unix.RLIMIT_CORE, 0, 0},
+		},
+	}
+	if _, ok := cg.dirs["memory"]; !ok {
+		// Without a memory cgroup the address-space rlimit is the next
+		// best bound; the report names the missing cgroup.
+		spec.Rlimits = append(spec.Rlimits, rlimit{unix.RLIMIT_AS, uint64(lim.MemoryBytes), uint64(lim.MemoryBytes)})
+	}
+	if os.Geteuid() == 0 {
+		// bubblewrap maps the job's user to the one that runs it: run it
+		// as nobody, so a job is nobody on the host at both levels.
+		spec.UID, spec.GID = nobody, nobody
+	}
+	ip, err := newInitProc(c.self, spec, &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}, seccompR, blockR, infoW)
+	if err != nil {
+		closeAll()
+		cg.remove()
+		return nil, err
+	}
+	l := &launch{cmd: ip.cmd, cgroup: cg}
+	l.jobPID = func() (int, error) {
+		ip.started()
+		if err := ip.send(); err != nil {
+			return 0, err
+		}
+		if msg := ip.status(); msg != "" {
+			return 0, errors.New(msg)
+		}
+		var info struct {
+			ChildPID int `json:"child-pid"`
+		}
+		dec := json.NewDecoder(io.LimitReader(infoR, 4096))
+		if err := dec.Decode(&info); err != nil || info.ChildPID <= 0 {
+			return 0, fmt.Errorf("bubblewrap did not start the sandbox")
+		}
+		return info.ChildPID, nil
+	}
+	l.release = func() error {
+		_, err := blockW.Write([]byte{1})
+		blockW.Close()
+		return err
+	}
+	l.setupErr = func() string { return "" }
+	l.ended = func(rep *Report) {
+		// bubblewrap reports a sandbox it could not build on stderr and
+		// exits 1 before the job runs.
+		if rep.Outcome == Exited && rep.ExitCode == 1 && bytes.HasPrefix(rep.Stderr, []byte("bwrap: ")) {
+			rep.Outcome, rep.ExitCode = Refused, -1
+			rep.Reason = "sandbox setup failed: " + strings.TrimSpace(string(rep.Stderr))
+		}
+	}
+	l.cleanup = func() { ip.close(); closeAll(); cg.remove() }
+	return l, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// launch is a started job as a back end hands it to run.
+type launch struct {
+	cmd *exec.Cmd
+	// jobPID returns the pid whose namespaces the job lives in; it may wait
+	// for the back end to report it.
+	jobPID func() (int, error)
+	// release lets the job run once its network and cgroups are in place.
+	release func() error
+	// setupErr returns why the sandbox could not be built, or "" once the
+	// job itself runs. It is called after release.
+	setupErr func() string
+	// cgroup, when set, limits the job and reports its peak memory.
+	cgroup *cgroup
+	// ended, if set, revises the report once the job has ended.
+	ended func(*Report)
+	// cleanup releases what the back end holds; called once, after Wait.
+	cleanup func()
+}
+
+// run drives a job through a launch: network, release, the two meters,
+// output limits and the report. build gets the environment the network
+// adds and returns the launch, not yet started.
+func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (*launch, error)) (*Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lim := cfg.Limits
+	rep := &Report{Level: cfg.Level, ExitCode: -1}
+	var netEnv []string
+	network := cfg.Network.enabled()
+	var sbID string
+	if network {
+		sbID = "sandbox-" + newID()
+		token, err := cfg.Network.Proxy.Register(sbID, cfg.Network.Policy, cfg.Network.Credentials)
+		if err != nil {
+			return nil, err
+		}
+		defer cfg.Network.Proxy.Unregister(sbID)
+		netEnv = proxyEnv(token)
+	}
+	l, err := build(netEnv)
+	if err != nil {
+		var refusal *refusalError
+		if errors.As(err, &refusal) {
+			rep.Outcome, rep.Meter, rep.Reason = Refused, refusal.meter, refusal.msg
+			return rep, nil
+		}
+		return nil, err
+	}
+	defer l.cleanup()
+
+	var (
+		mu     sync.Mutex
+		meter  Meter
+		reason string
+	)
+	kill := func(m Meter, why string) {
+		mu.Lock()
+		if meter == "" && reason == "" {
+			meter, reason = m, why
+		}
+		mu.Unlock()
+		if p := l.cmd.Process; p != nil {
+			// The job's first process is its pid namespace's init, or
+			// bubblewrap which takes it down with it: killing it ends
+			// every process the job started, whatever their groups.
+			syscall.Kill(-p.Pid, syscall.SIGKILL)
+			p.Kill()
+		}
+	}
+	stdout := &capped{max: lim.MaxOutput, over: func() { kill(MeterOutput, fmt.Sprintf("output exceeded %d bytes", lim.MaxOutput)) }}
+	stderr := &capped{max: lim.MaxOutput, over: func() { kill(MeterOutput, fmt.Sprintf("output exceeded %d bytes", lim.MaxOutput)) }}
+	l.cmd.Stdout, l.cmd.Stderr = stdout, stderr
+	l.cmd.Stdin = bytes.NewReader(job.Stdin)
+	l.cmd.WaitDelay = time.Second
+
+	start := time.Now()
+	if err := l.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("sandbox: start: %w", err)
+	}
+	wall := time.AfterFunc(lim.Wall, func() { kill(MeterWall, fmt.Sprintf("wall-clock limit of %s reached", lim.Wall)) })
+	defer wall.Stop()
+	stopCtx := context.AfterFunc(ctx, func() { kill("", "cancelled by the caller") })
+	defer stopCtx()
+
+	setupFailed := func(msg string) (*Report, error) {
+		kill("", msg)
+		l.cmd.Wait()
+		rep.Outcome, rep.Reason = Refused, msg
+		return rep, nil
+	}
+	pid, err := l.jobPID()
+	if err != nil {
+		return setupFailed(err.Error())
+	}
+	if l.cgroup != nil {
+		if err := l.cgroup.add(pid); err != nil {
+			return setupFailed(err.Error())
+		}
+	}
+	if network {
+		ln, err := listenInNetns(pid)
+		if err != nil {
+			return setupFailed(err.Error())
+		}
+		defer ln.Close()
+		go cfg.Network.Proxy.Serve(ln)
+	}
+	if err := l.release(); err != nil {
+		return setupFailed(err.Error())
+	}
+	if msg := l.setupErr(); msg != "" {
+		return setupFailed("sandbox setup failed: " + msg)
+	}
+	waitErr := l.cmd.Wait()
+	rep.WallMS = time.Since(start).Milliseconds()
+	wall.Stop()
+	rep.Stdout, rep.Stderr = stdout.buf.Bytes(), stderr.buf.Bytes()
+	rep.Truncated = stdout.truncated || stderr.truncated
+
+	st := l.cmd.ProcessState
+	if st == nil {
+		return nil, fmt.Errorf("sandbox: wait: %w", waitErr)
+	}
+	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+		rep.CPUMS = (time.Duration(ru.Utime.Nano()) + time.Duration(ru.Stime.Nano())).Milliseconds()
+		rep.PeakMemory = ru.Maxrss * 1024
+	}
+	ws, _ := st.Sys().(syscall.WaitStatus)
+	rep.Outcome, rep.ExitCode = Exited, ws.ExitStatus()
+	switch sig := ws.Signal(); {
+	case ws.Signaled():
+		rep.Outcome, rep.ExitCode, rep.Signal = Killed, -1, sig.String()
+	case rep.ExitCode > 128 && rep.ExitCode < 128+65:
+		// The pid namespace's init (bubblewrap's, or reap) reports a
+		// job killed by signal N as status 128+N, the shell convention;
+		// a job that exits 137 by itself reads the same.
+		sig = syscall.Signal(rep.ExitCode - 128)
+		rep.Outcome, rep.ExitCode, rep.Signal = Killed, -1, sig.String()
+		ws = syscall.WaitStatus(sig) // Signaled, with sig
+	}
+	if l.cgroup != nil {
+		l.cgroup.finish(rep)
+	}
+	mu.Lock()
+	m, why := meter, reason
+	mu.Unlock()
+	switch {
+	case m != "" || why != "":
+		rep.Outcome, rep.Meter, rep.Reason = Killed, m, why
+	case rep.Meter != "": // set by the cgroup
+	case ws.Signaled() && ws.Signal() == syscall.SIGXCPU,
+		ws.Signaled() && ws.Signal() == syscall.SIGKILL && time.Duration(rep.CPUMS)*time.Millisecond >= lim.CPU:
+		rep.Meter, rep.Reason = MeterCPU, fmt.Sprintf("CPU-time limit of %s reached", lim.CPU)
+	case ws.Signaled() && ws.Signal() == syscall.SIGXFSZ:
+		rep.Meter, rep.Reason = MeterFileSize, fmt.Sprintf("file-size limit of %d bytes reached", lim.MaxFileBytes)
+	}
+	if l.ended != nil {
+		l.ended(rep)
+	}
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+	return rep, nil
+}
+
+// refusalError is a sandbox that cannot be built as asked; run turns it
+// into a Refused report.
+type refusalError struct {
+	meter Meter
+	msg   string
+}
+
+func (e *refusalError) Error() string { return e.msg }
+
+func refusef(m Meter, format string, a ...any) error {
+	return &refusalError{meter: m, msg: fmt.Sprintf(format, a...)}
+}
+
+// capped keeps the first max bytes written and calls over once when more
+// arrive. It keeps accepting (and dropping) bytes so the writer drains.
+type capped struct {
+	max       int64
+	over      func()
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	truncated bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	room := c.max - int64(c.buf.Len())
+	fire := false
+	if int64(len(p)) > room {
+		c.buf.Write(p[:max(room, 0)])
+		fire = !c.truncated
+		c.truncated = true
+	} else {
+		c.buf.Write(p)
+	}
+	c.mu.Unlock()
+	if fire {
+		c.over()
+	}
+	return len(p), nil
+}
