@@ -1,13 +1,16 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"runtime"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +24,7 @@ const proxyAddr = "127.0.0.1:3128"
 // its loopback brought up. A socket stays in the namespace it was created
 // in, so the kernel's process serves a listener it can reach and the job
 // cannot route around.
-func listenInNetns(pid int) (net.Listener, error) {
+func listenInNetns(pid int, bringUpLoopback bool) (net.Listener, error) {
 	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: network namespace: %w", err)
@@ -41,11 +44,22 @@ func listenInNetns(pid int) (net.Listener, error) {
 			ch <- result{err: fmt.Errorf("sandbox: setns: %w", err)}
 			return
 		}
-		if err := loopbackUp(); err != nil {
-			ch <- result{err: err}
-			return
+		if bringUpLoopback {
+			if err := loopbackUp(); err != nil {
+				ch <- result{err: err}
+				return
+			}
 		}
-		l, err := net.Listen("tcp4", proxyAddr)
+		// IP_FREEBIND: bubblewrap configures the loopback itself, maybe
+		// after this bind; the listener works from when it does.
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+			})
+			return errors.Join(err, serr)
+		}}
+		l, err := lc.Listen(context.Background(), "tcp4", proxyAddr)
 		ch <- result{l, err}
 	}()
 	r := <-ch

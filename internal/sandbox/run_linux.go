@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -87,6 +88,11 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 	l.cmd.Stdin = bytes.NewReader(job.Stdin)
 	l.cmd.WaitDelay = time.Second
 
+	// Pdeathsig fires when the thread that forked the child exits, not the
+	// process; listenInNetns retires a thread, which might be this one.
+	// Keep this goroutine on its thread until the job is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	start := time.Now()
 	if err := l.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("sandbox: start: %w", err)
@@ -112,7 +118,7 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 		}
 	}
 	if network {
-		ln, err := listenInNetns(pid)
+		ln, err := listenInNetns(pid, cfg.Level == LevelProcess)
 		if err != nil {
 			return setupFailed(err.Error())
 		}
