@@ -1,9 +1,12 @@
 package manifest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -331,6 +334,7 @@ func (d *decoder) tool(m Meta, o *obj) Tool {
 		}
 		t.Builtin = b
 	}
+	d.toolKind(&t, labels)
 	if s, ok := t.Labels[LabelCostTokens]; ok {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if !costTokens.MatchString(s) || err != nil {
@@ -348,6 +352,84 @@ func (d *decoder) tool(m Meta, o *obj) Tool {
 	}
 	return t
 }
+
+// toolKind reads the exec and wasm labels. A wasm module is read here,
+// confined to the manifest directory like any ref, and refused unless its
+// sha256 is the pinned one: nothing unpinned is ever compiled.
+func (d *decoder) toolKind(t *Tool, labels val) {
+	kinds := 0
+	for _, l := range []string{LabelBuiltin, LabelExec, LabelWASM} {
+		if _, ok := t.Labels[l]; ok {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		labels.errf("labels %s, %s and %s are exclusive: a tool has one kind", LabelBuiltin, LabelExec, LabelWASM)
+		return
+	}
+	if s, ok := t.Labels[LabelExec]; ok {
+		var argv []string
+		if err := json.Unmarshal([]byte(s), &argv); err != nil || len(argv) == 0 {
+			labels.errf("label %s: want a JSON array of strings, the command's absolute path first", LabelExec)
+			return
+		}
+		for _, a := range argv {
+			if strings.ContainsRune(a, 0) {
+				labels.errf("label %s: arguments must not hold NUL", LabelExec)
+				return
+			}
+		}
+		if !filepath.IsAbs(argv[0]) || filepath.Clean(argv[0]) != argv[0] {
+			labels.errf("label %s: command %q must be an absolute, clean path", LabelExec, argv[0])
+			return
+		}
+		t.Exec = argv
+	}
+	_, hasSHA := t.Labels[LabelWASMSHA256]
+	_, hasFn := t.Labels[LabelWASMFunction]
+	path, ok := t.Labels[LabelWASM]
+	if !ok {
+		if hasSHA || hasFn {
+			labels.errf("labels %s and %s need %s", LabelWASMSHA256, LabelWASMFunction, LabelWASM)
+		}
+		return
+	}
+	sum := t.Labels[LabelWASMSHA256]
+	if !sha256Hex.MatchString(sum) {
+		labels.errf("label %s: want the module's sha256 as 64 lowercase hex digits", LabelWASMSHA256)
+		return
+	}
+	fn := "_start"
+	if hasFn {
+		fn = t.Labels[LabelWASMFunction]
+		if fn == "" || len(fn) > 256 {
+			labels.errf("label %s must name an export", LabelWASMFunction)
+			return
+		}
+	}
+	if isClawURI(path) {
+		labels.errf("label %s: want a path relative to the manifest, not a URI", LabelWASM)
+		return
+	}
+	ts := d.targets(labels, path, "")
+	if len(ts) != 1 {
+		if len(ts) > 1 {
+			labels.errf("label %s: %q must name one file, not a glob", LabelWASM, path)
+		}
+		return
+	}
+	_, code := d.readRef(labels, ts[0])
+	if code == nil {
+		return
+	}
+	if got := sha256.Sum256(code); hex.EncodeToString(got[:]) != sum {
+		labels.errf("label %s: module %s has sha256 %s, the manifest pins %s; refusing to load it", LabelWASM, path, hex.EncodeToString(got[:]), sum)
+		return
+	}
+	t.WASM = &WASMModule{Path: path, SHA256: sum, Function: fn, Code: code}
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // mcpURI accepts the transports an MCP source may use. mcp:// is reserved
 // by the spec and refused.

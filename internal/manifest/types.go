@@ -160,6 +160,16 @@ const (
 	// LabelCostUSD is the cost in US dollars one call is charged against
 	// cost_per_day_usd limits (a decimal, default 0).
 	LabelCostUSD = "clawkeep.dev/cost-usd"
+	// LabelExec makes the tool an exec tool: a JSON array, the command's
+	// absolute path and leading arguments, run in the process or
+	// container sandbox with the call's "args" appended as argv.
+	LabelExec = "clawkeep.dev/exec"
+	// LabelWASM makes the tool a wasm tool: the module's path, relative to
+	// the manifest, run in the wasm sandbox. LabelWASMSHA256 (required)
+	// pins its sha256; LabelWASMFunction names the export ("_start").
+	LabelWASM         = "clawkeep.dev/wasm"
+	LabelWASMSHA256   = "clawkeep.dev/wasm-sha256"
+	LabelWASMFunction = "clawkeep.dev/wasm-function"
 	// LabelCategory is the label policy category rules match.
 	LabelCategory = "category"
 )
@@ -179,10 +189,22 @@ type Tool struct {
 	Composite    bool
 	SkillRef     string
 
-	// Derived from labels by the loader (see the Label constants).
-	Builtin    string  // never empty after loading
+	// Derived from labels by the loader (see the Label constants). A tool
+	// is of exactly one kind: Exec, WASM, or else a built-in.
+	Exec       []string    // exec tool: absolute command path and leading arguments; or nil
+	WASM       *WASMModule // wasm tool, or nil
+	Builtin    string      // never empty after loading; unused for exec and wasm tools
 	CostTokens int64   // >= 0
 	CostUSD    float64 // >= 0
+}
+
+// WASMModule is a wasm tool's module, read by the loader from inside the
+// manifest directory and checked against its pinned sha256.
+type WASMModule struct {
+	Path     string // as written in the manifest
+	SHA256   string // lowercase hex, and the hash of Code
+	Function string
+	Code     []byte
 }
 
 type MCPSource struct {
