@@ -194,8 +194,8 @@ type Tool struct {
 	Exec       []string    // exec tool: absolute command path and leading arguments; or nil
 	WASM       *WASMModule // wasm tool, or nil
 	Builtin    string      // never empty after loading; unused for exec and wasm tools
-	CostTokens int64   // >= 0
-	CostUSD    float64 // >= 0
+	CostTokens int64       // >= 0
+	CostUSD    float64     // >= 0
 }
 
 // WASMModule is a wasm tool's module, read by the loader from inside the
