@@ -86,6 +86,7 @@ type Proxy struct {
 // sandbox is one registered client of the proxy.
 type sandbox struct {
 	id        string
+	onRefuse  func(host, reason string) // or nil
 	tokenHash [32]byte
 	creds     []Credential    // constant
 	client    *Client         // never nil; its dial is the guard
@@ -139,6 +140,13 @@ func NewProxy(opts ProxyOptions) *Proxy {
 // token it must present. p and creds are copied; an ID already registered
 // is an error.
 func (p *Proxy) Register(sandboxID string, pol Policy, creds []Credential) (string, error) {
+	return p.RegisterWatched(sandboxID, pol, creds, nil)
+}
+
+// RegisterWatched is Register with onRefuse, which is called (if not nil)
+// with the host and reason of each request or tunnel the guard refuses
+// for this sandbox, so that its runner can report the refusal.
+func (p *Proxy) RegisterWatched(sandboxID string, pol Policy, creds []Credential, onRefuse func(host, reason string)) (string, error) {
 	if sandboxID == "" || len(sandboxID) > 256 || strings.ContainsAny(sandboxID, "\r\n\x00") {
 		return "", errors.New("egress: invalid sandbox ID")
 	}
@@ -166,6 +174,7 @@ func (p *Proxy) Register(sandboxID string, pol Policy, creds []Credential) (stri
 	client := NewClient(pol, Limits{ConnectTimeout: p.opts.ConnectTimeout, Total: p.opts.RequestTimeout, Resolver: p.opts.Resolver})
 	sb := &sandbox{
 		id:        sandboxID,
+		onRefuse:  onRefuse,
 		tokenHash: sha256.Sum256([]byte(token)),
 		creds:     cs,
 		client:    client,
@@ -302,6 +311,9 @@ func (p *Proxy) refuse(sb *sandbox, w http.ResponseWriter, r *http.Request, host
 	w.Header().Set(refusalHeader, reason)
 	http.Error(w, reason, http.StatusForbidden)
 	p.log.Info("egress proxy: refused", "sandbox", sb.id, "method", r.Method, "host", host, "reason", reason)
+	if sb.onRefuse != nil {
+		sb.onRefuse(host, reason)
+	}
 }
 
 func (p *Proxy) fail(sb *sandbox, w http.ResponseWriter, r *http.Request, host string, status int, msg string, err error) {

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -129,15 +130,37 @@ func confineAndExec() error {
 	// are reset to their defaults by exec, so give these one.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGXFSZ, syscall.SIGXCPU, syscall.SIGPIPE,
 		syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
-	// Last before exec: the limits bind the job, not this Go runtime.
-	for _, r := range s.Rlimits {
-		lim := unix.Rlimit{Cur: r.Cur, Max: r.Max}
-		if err := unix.Setrlimit(r.Resource, &lim); err != nil {
-			return fmt.Errorf("setrlimit %d: %w", r.Resource, err)
+	return limitAndExec(s)
+}
+
+// limitAndExec sets the rlimits and execs with raw system calls and
+// nothing allocated in between: once the address-space and process limits
+// are lower than this Go runtime uses, it could not grow a heap or start a
+// thread, so they must bind only the job.
+func limitAndExec(s initSpec) error {
+	path, err := syscall.BytePtrFromString(s.Path)
+	if err != nil {
+		return err
+	}
+	argv, err := syscall.SlicePtrFromStrings(s.Argv)
+	if err != nil {
+		return err
+	}
+	envv, err := syscall.SlicePtrFromStrings(s.Env)
+	if err != nil {
+		return err
+	}
+	lims := make([]unix.Rlimit, len(s.Rlimits))
+	for i, r := range s.Rlimits {
+		lims[i] = unix.Rlimit{Cur: r.Cur, Max: r.Max}
+	}
+	for i, r := range s.Rlimits {
+		if _, _, errno := unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(r.Resource), uintptr(unsafe.Pointer(&lims[i])), 0, 0, 0); errno != 0 {
+			return fmt.Errorf("setrlimit %d: %w", r.Resource, errno)
 		}
 	}
-	err = unix.Exec(s.Path, s.Argv, s.Env)
-	return fmt.Errorf("exec %s: %w", s.Path, err)
+	_, _, errno := unix.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
+	return fmt.Errorf("exec %s: %w", s.Path, errno)
 }
 
 // systemPaths are the host paths every process-level job may read and

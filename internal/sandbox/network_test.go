@@ -73,6 +73,9 @@ func TestNetworkOnlyThroughTheProxy(t *testing.T) {
 		if strings.Contains(output(r), token) {
 			t.Fatal("the job's environment holds the credential")
 		}
+		if len(r.NetworkRefusals) != 1 || !strings.Contains(r.NetworkRefusals[0], "169.254.169.254") {
+			t.Fatalf("refusals %q", r.NetworkRefusals)
+		}
 		r = s.run(t, "curl", "-sS", "-m", "5", "--noproxy", "*", api.URL)
 		mustFail(t, r, "Couldn't connect", "Failed to connect")
 	})

@@ -41,11 +41,21 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 	lim := cfg.Limits
 	rep := &Report{Level: cfg.Level, ExitCode: -1}
 	var netEnv []string
+	var (
+		refusedMu sync.Mutex
+		refused   []string // the proxy's refusals for this job
+	)
 	network := cfg.Network.enabled()
 	var sbID string
 	if network {
 		sbID = "sandbox-" + newID()
-		token, err := cfg.Network.Proxy.Register(sbID, cfg.Network.Policy, cfg.Network.Credentials)
+		token, err := cfg.Network.Proxy.RegisterWatched(sbID, cfg.Network.Policy, cfg.Network.Credentials, func(host, reason string) {
+			refusedMu.Lock()
+			defer refusedMu.Unlock()
+			if len(refused) < 32 {
+				refused = append(refused, reason)
+			}
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -177,6 +187,9 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 	if l.ended != nil {
 		l.ended(rep)
 	}
+	refusedMu.Lock()
+	rep.NetworkRefusals = refused
+	refusedMu.Unlock()
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
 	}

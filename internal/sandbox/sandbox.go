@@ -149,9 +149,12 @@ type Report struct {
 	CPUMS      int64    `json:"cpu_ms"`
 	PeakMemory int64    `json:"peak_memory_bytes"`
 	Unapplied  []string `json:"unapplied_limits,omitempty"` // limits this host could not apply
-	Stdout     []byte   `json:"-"`
-	Stderr     []byte   `json:"-"`
-	Truncated  bool     `json:"output_truncated,omitempty"`
+	// NetworkRefusals are the egress proxy's reasons for each request it
+	// refused this job (a capability refusal, whatever the job then did).
+	NetworkRefusals []string `json:"network_refusals,omitempty"`
+	Stdout          []byte   `json:"-"`
+	Stderr          []byte   `json:"-"`
+	Truncated       bool     `json:"output_truncated,omitempty"`
 }
 
 // Sandbox runs jobs under one Config. Implementations are safe for
