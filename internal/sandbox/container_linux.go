@@ -22,6 +22,12 @@ import (
 // host. Memory, processes and CPU share are cgroup limits where the host
 // lets clawkeep create groups; CPU time, open files and file size are
 // rlimits. The meters are the same as the process level's.
+//
+// bubblewrap runs as the kernel's own user, so it can bind the paths that
+// user can reach; the job is nobody inside its user namespace, which maps
+// to that user outside, with no capabilities there. A root kernel's
+// container job can thus open root-owned files it is shown: it is shown
+// only the system directories (read-only) and its mounts.
 type container struct {
 	cfg     Config
 	self    string // this executable: the init process sets rlimits and identity, then execs bwrap
@@ -159,11 +165,6 @@ func (c *container) launch(job Job, netEnv []string) (*launch, error) {
 		// Without a memory cgroup the address-space rlimit is the next
 		// best bound; the report names the missing cgroup.
 		spec.Rlimits = append(spec.Rlimits, rlimit{unix.RLIMIT_AS, uint64(lim.MemoryBytes), uint64(lim.MemoryBytes)})
-	}
-	if os.Geteuid() == 0 {
-		// bubblewrap maps the job's user to the one that runs it: run it
-		// as nobody, so a job is nobody on the host at both levels.
-		spec.UID, spec.GID = nobody, nobody
 	}
 	ip, err := newInitProc(c.self, spec, &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}, seccompR, blockR, infoW)
 	if err != nil {

@@ -26,15 +26,17 @@ func unavailable(t *testing.T, format string, a ...any) {
 	t.Skipf(format, a...)
 }
 
-// workspace is a job's writable directory, owned by the identity jobs run as.
-func workspace(t *testing.T) string {
+// workspace is a job's writable directory. Process-level jobs run as
+// nobody when the tests run as root, so it is theirs; container jobs run
+// as this user inside their namespace.
+func workspace(t *testing.T, lvl Level) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "clawkeep-ws-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && lvl == LevelProcess {
 		if err := os.Chown(dir, nobody, nobody); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +94,7 @@ type setup struct {
 }
 
 func newSetup(t *testing.T, lvl Level) *setup {
-	ws := workspace(t)
+	ws := workspace(t, lvl)
 	bin := attackBin(t)
 	return &setup{ws: ws, attack: bin, cfg: Config{
 		Level:  lvl,
@@ -406,4 +408,24 @@ func contains(ms []Meter, m Meter) bool {
 		}
 	}
 	return false
+}
+
+// The kernel's workspace usually sits in a private data directory the
+// job's identity cannot search; the job still starts in it.
+func TestWorkspaceBehindPrivateParent(t *testing.T) {
+	levels(t, func(t *testing.T, lvl Level) {
+		parent := t.TempDir() // 0700, this user's
+		ws := filepath.Join(parent, "ws")
+		if err := os.Mkdir(ws, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if os.Geteuid() == 0 && lvl == LevelProcess {
+			os.Chown(ws, nobody, nobody)
+		}
+		s := &setup{ws: ws, cfg: Config{Level: lvl, Mounts: []Mount{{Path: ws, Writable: true}}, Limits: Limits{Wall: 10 * time.Second}}}
+		r := s.run(t, sh("echo made > out && cat out")...)
+		if string(r.Stdout) != "made\n" {
+			t.Fatalf("%+v %q", r, output(r))
+		}
+	})
 }

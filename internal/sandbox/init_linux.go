@@ -97,6 +97,14 @@ func confineAndExec() error {
 			return err
 		}
 	}
+	// The working directory is opened while this process can still reach
+	// it: the job's identity may not be able to search its parents.
+	var dir *os.File
+	if s.Dir != "" {
+		if dir, err = os.OpenFile(s.Dir, unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+	}
 	if s.GID >= 0 {
 		if err := syscall.Setgroups(nil); err != nil {
 			return fmt.Errorf("setgroups: %w", err)
@@ -114,9 +122,11 @@ func confineAndExec() error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("pdeathsig: %w", err)
 	}
-	if s.Dir != "" {
-		if err := os.Chdir(s.Dir); err != nil {
-			return fmt.Errorf("working directory: %w", err)
+	if dir != nil {
+		err := unix.Fchdir(int(dir.Fd()))
+		dir.Close()
+		if err != nil {
+			return fmt.Errorf("working directory %s: %w", s.Dir, err)
 		}
 	}
 	if s.Confine {
