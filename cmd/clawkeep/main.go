@@ -24,6 +24,7 @@ import (
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/kernel"
 	"github.com/clawkeep/clawkeep/internal/manifest"
+	"github.com/clawkeep/clawkeep/internal/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -44,12 +45,19 @@ Usage:
   clawkeep vault put NAME --type T [--file F]       store a credential (value from stdin or F)
   clawkeep vault list | rm NAME | rotate-key --new-key-file F
   clawkeep scan secrets --jsonl                     find secrets in lines of {"text": ...}
+  clawkeep sandbox run --level process|container|wasm [--memory-mb N] [--timeout D]
+      [--cpu-seconds N] [--fuel N] [--network deny|allowlist] [--allow-host H]...
+      [--mount PATH:ro|rw]... [--report json] -- COMMAND [ARG...] | MODULE.wasm [FUNCTION]
+                                                    run one thing under a sandbox
   clawkeep version
 
 The data directory defaults to $CLAWKEEP_DATA_DIR, else ~/.local/state/clawkeep.
 `
 
 func main() {
+	// A sandbox's init process is this binary re-executed; it becomes the
+	// job and never returns here.
+	sandbox.InitIfChild()
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -73,6 +81,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdVault(args[1:], stdin, stdout, stderr)
 	case "scan":
 		return cmdScan(args[1:], stdin, stdout, stderr)
+	case "sandbox":
+		return cmdSandbox(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "clawkeep %s (CKP %s)\n", version, ckp.ProtocolVersion)
 		return 0

@@ -45,6 +45,8 @@ import (
 	"github.com/clawkeep/clawkeep/internal/egress"
 	"github.com/clawkeep/clawkeep/internal/manifest"
 	"github.com/clawkeep/clawkeep/internal/policy"
+	sbx "github.com/clawkeep/clawkeep/internal/sandbox"
+	"github.com/clawkeep/clawkeep/internal/sandbox/wasm"
 	"github.com/clawkeep/clawkeep/internal/tools"
 )
 
@@ -81,9 +83,11 @@ type Kernel struct {
 	tools         map[string]*tool // read-only after New
 	policy        *policy.Policy   // never nil
 	rules         map[string]ruleExtra
-	box           sandbox
-	root          *os.Root // the workspace; never nil
-	rootDir       string   // resolved workspace path
+	box           grant
+	wasm          *wasm.Engine        // level wasm only
+	creds         []egress.Credential // bound to exec tools' egress
+	root          *os.Root            // the workspace; never nil
+	rootDir       string              // resolved workspace path
 	audit         *audit.Log
 	approvals     *approval.Store
 	now           func() time.Time
@@ -91,7 +95,7 @@ type Kernel struct {
 	idem          *idempotency
 	callLimit     *rate.Limiter // or nil: policy rate_limits.tool_calls_per_minute
 	leaks         *leakScan     // or nil: policy secret_scanning is off
-	proxy         *egress.Proxy // or nil: no credentials, built-ins dial through box.http directly
+	proxy         *egress.Proxy // or nil: no exec tool network and no credentials; built-ins dial through box.http directly
 
 	mu        sync.Mutex
 	submitted chan struct{} // guarded by mu; closed and replaced whenever an approval is submitted
@@ -113,6 +117,8 @@ type tool struct {
 	costTokens int64
 	costUSD    float64
 	risk       approval.Risk
+	job        *job      // exec and wasm tools; builtin is nil then
+	narrow     narrowing // what the skills that use the tool allow
 }
 
 // New builds a kernel for cfg.Claw. It refuses manifests it cannot enforce
@@ -133,6 +139,13 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	if err := os.MkdirAll(cfg.Workspace, 0o700); err != nil {
 		return nil, fmt.Errorf("kernel: workspace: %w", err)
+	}
+	if box.level == sbx.LevelProcess && os.Geteuid() == 0 {
+		// A root kernel's process-level jobs run as nobody: the
+		// workspace (not its parents) is theirs.
+		if err := os.Chown(cfg.Workspace, sbx.JobUID, sbx.JobUID); err != nil {
+			return nil, fmt.Errorf("kernel: workspace: %w", err)
+		}
 	}
 	rootDir, err := filepath.EvalSymlinks(cfg.Workspace)
 	if err != nil {
@@ -160,27 +173,37 @@ func New(cfg Config) (*Kernel, error) {
 		idem:      &idempotency{ttl: idempotencyTTL, max: idempotencyMax, entries: map[string]*idemEntry{}},
 		submitted: make(chan struct{}),
 	}
-	if err := k.compile(c, rootDir); err != nil {
-		root.Close()
+	fail := func(err error) (*Kernel, error) {
+		k.Close()
 		return nil, err
 	}
-	if len(cfg.Credentials) > 0 && k.box.http != nil {
+	k.creds = cfg.Credentials
+	if k.box.netEnabled() && (len(cfg.Credentials) > 0 || k.box.level == sbx.LevelProcess || k.box.level == sbx.LevelContainer) {
 		// Credentials are attached only by the egress proxy, so built-in
-		// network tools go through it (in process) like a sandbox would.
+		// network tools go through it (in process) like a sandbox would;
+		// exec tools reach it from their network namespace.
 		k.proxy = egress.NewProxy(egress.ProxyOptions{OnUse: k.credentialUsed})
+	}
+	if len(cfg.Credentials) > 0 && k.box.http != nil {
 		token, err := k.proxy.Register(k.agent, k.box.net, cfg.Credentials)
 		if err != nil {
-			root.Close()
-			return nil, fmt.Errorf("kernel: credentials: %w", err)
+			return fail(fmt.Errorf("kernel: credentials: %w", err))
 		}
 		k.box.http = egress.NewProxiedClient(k.proxy, token, k.box.net, egress.Limits{MaxBodyBytes: k.box.maxOutput})
+	}
+	if k.box.level == sbx.LevelWASM {
+		if k.wasm, err = wasm.NewEngine(wasm.EngineOptions{}); err != nil {
+			return fail(fmt.Errorf("kernel: %w", err))
+		}
+	}
+	if err := k.compile(c, rootDir); err != nil {
+		return fail(err)
 	}
 	// A restart must not reset the daily budget: the audit chain knows
 	// what was spent today.
 	spent, _, err := k.audit.UsageSince(now().UTC().Truncate(24*time.Hour), k.agent)
 	if err != nil {
-		root.Close()
-		return nil, fmt.Errorf("kernel: restoring today's usage: %w", err)
+		return fail(fmt.Errorf("kernel: restoring today's usage: %w", err))
 	}
 	k.quota.restore(now(), spent)
 	return k, nil
@@ -193,7 +216,17 @@ func Check(c *manifest.Claw) error {
 	if err != nil {
 		return err
 	}
-	k := &Kernel{box: box, tools: map[string]*tool{}, rules: map[string]ruleExtra{}}
+	k := &Kernel{box: box, tools: map[string]*tool{}, rules: map[string]ruleExtra{}, rootDir: "/workspace"}
+	if box.netEnabled() {
+		k.proxy = egress.NewProxy(egress.ProxyOptions{})
+		defer k.proxy.Close()
+	}
+	if box.level == sbx.LevelWASM {
+		if k.wasm, err = wasm.NewEngine(wasm.EngineOptions{}); err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
+		defer k.wasm.Close()
+	}
 	return k.compile(c, "/workspace")
 }
 
@@ -202,6 +235,10 @@ func (k *Kernel) compile(c *manifest.Claw, workspace string) error {
 	for _, mt := range c.Tools {
 		t, err := compileTool(mt, k.box)
 		if err != nil {
+			return err
+		}
+		t.narrow = narrowFor(c, mt.Name)
+		if err := k.compileJob(mt, t, t.narrow); err != nil {
 			return err
 		}
 		k.tools[t.name] = t
@@ -239,10 +276,17 @@ func (k *Kernel) compile(c *manifest.Claw, workspace string) error {
 	return nil
 }
 
-func compileTool(mt manifest.Tool, box sandbox) (*tool, error) {
-	b, ok := tools.Lookup(mt.Builtin)
-	if !ok {
-		return nil, fmt.Errorf("kernel: tool %q: no built-in named %q (have %s)", mt.Name, mt.Builtin, strings.Join(tools.Names(), ", "))
+func compileTool(mt manifest.Tool, box grant) (*tool, error) {
+	var b *tools.Builtin
+	if mt.Exec == nil && mt.WASM == nil {
+		var ok bool
+		if b, ok = tools.Lookup(mt.Builtin); !ok {
+			return nil, fmt.Errorf("kernel: tool %q: no built-in named %q (have %s)", mt.Name, mt.Builtin, strings.Join(tools.Names(), ", "))
+		}
+		n := b.Needs
+		if box.level != sbx.LevelNone && (n.Network || n.ReadFiles || n.WriteFiles) {
+			return nil, fmt.Errorf("kernel: tool %q: built-in %s runs inside the kernel's process, which is weaker than sandbox level %q; declare it as an exec tool, or use level none", mt.Name, b.Name, box.level)
+		}
 	}
 	if mt.MCPSource != nil {
 		return nil, fmt.Errorf("kernel: tool %q: mcp_source tools are not supported yet", mt.Name)
@@ -275,7 +319,7 @@ func compileTool(mt manifest.Tool, box sandbox) (*tool, error) {
 	}
 	readOnly, _ := t.hints.Get(policy.ReadOnly)
 	t.sideEffect = !readOnly
-	if readOnly && (b.Needs.WriteFiles) {
+	if b != nil && readOnly && b.Needs.WriteFiles {
 		return nil, fmt.Errorf("kernel: tool %q is declared readOnlyHint but its built-in %s writes", mt.Name, b.Name)
 	}
 	if mt.TimeoutMS > 0 {
@@ -380,6 +424,9 @@ func (k *Kernel) Close() error {
 	if k.proxy != nil {
 		k.proxy.Close()
 	}
+	if k.wasm != nil {
+		k.wasm.Close()
+	}
 	return k.root.Close()
 }
 
@@ -476,7 +523,7 @@ func (k *Kernel) call(ctx context.Context, p ckp.ToolCallParams, fp [32]byte) (*
 	if t != nil {
 		in.Category, in.Hints = t.category, t.hints
 		args = decodeArgs(p.Arguments)
-		if t.builtin.PathArg != "" {
+		if t.builtin != nil && t.builtin.PathArg != "" {
 			if s, ok := args[t.builtin.PathArg].(string); ok && s != "" && !strings.ContainsRune(s, 0) {
 				if resolved, err := policy.ResolvePath(k.rootDir, s); err == nil {
 					in.Path = resolved
@@ -541,7 +588,7 @@ func (k *Kernel) call(ctx context.Context, p ckp.ToolCallParams, fp [32]byte) (*
 
 	// Gate 3: sandbox, including secrets leaving in the arguments.
 	if t != nil {
-		if err := k.box.admit(t, args, k.rootDir); err != nil {
+		if err := k.box.admit(t, args, p.Arguments, k.rootDir); err != nil {
 			return nil, k.deny(ctx, rec, err)
 		}
 		if err := k.leaks.checkInput(t.name, p.Arguments); err != nil {
@@ -562,6 +609,8 @@ func (k *Kernel) call(ctx context.Context, p ckp.ToolCallParams, fp [32]byte) (*
 	switch {
 	case d.Action == policy.RequireApproval:
 		why = "policy rule " + ruleID + " requires approval"
+	case t.narrow.approval != "":
+		why = "skill " + t.narrow.approval + " requires approval for its tools"
 	case k.autonomy == manifest.Supervised && side && !(d.Action == policy.Allow && d.Explicit()):
 		why = "supervised identity: side-effecting tools need approval unless a rule allows them by name or category"
 	}

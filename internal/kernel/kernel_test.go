@@ -379,7 +379,9 @@ func TestApprovalTimeoutDefaults(t *testing.T) {
 func TestCheckRefusesUnenforceableManifests(t *testing.T) {
 	for name, body := range map[string]string{
 		"unknown builtin":          `  tools: [{inline: {name: x, labels: {clawkeep.dev/builtin: shell.exec}, description: d, input_schema: {type: object}}}]`,
-		"process level":            `  sandbox: {inline: {level: process}}`,
+		"vm level":                 `  sandbox: {inline: {level: vm}}`,
+		"file tool at process":     `  tools: [{inline: {name: r, labels: {clawkeep.dev/builtin: file.read}, description: d, input_schema: {type: object}}}]` + "\n" + `  sandbox: {inline: {level: process}}`,
+		"exec tool at none":        `  tools: [{inline: {name: x, labels: {clawkeep.dev/exec: '["/bin/true"]'}, description: d, input_schema: {type: object}}}]`,
 		"unmatched annotation key": `  policies: [{inline: {rules: [{id: r, action: deny, scope: tool, match: {annotations: {costly: true}}}]}}]`,
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,11 +15,16 @@ import (
 	"github.com/clawkeep/clawkeep/internal/egress"
 	"github.com/clawkeep/clawkeep/internal/manifest"
 	"github.com/clawkeep/clawkeep/internal/policy"
+	sbx "github.com/clawkeep/clawkeep/internal/sandbox"
 	"github.com/clawkeep/clawkeep/internal/tools"
 )
 
-// sandbox is the part of a manifest sandbox the in-process level enforces.
-type sandbox struct {
+// grant is what the manifest's sandbox allows tools: the in-process level
+// enforces it on built-ins, internal/sandbox on exec and wasm tools.
+type grant struct {
+	level     sbx.Level
+	limits    sbx.Limits // resource_limits, for exec tools
+	shell     shellRules
 	net       egress.Policy
 	http      *egress.Client // or nil when the network is denied
 	fsMode    string         // deny | read-only | scoped | full
@@ -43,14 +49,29 @@ func NetworkPolicy(s *manifest.Sandbox) (egress.Policy, error) {
 
 // newSandbox refuses levels this build cannot provide: running a tool with
 // weaker isolation than the manifest asks for is never done silently.
-func newSandbox(s *manifest.Sandbox, exempt []netip.Prefix) (sandbox, error) {
+func newSandbox(s *manifest.Sandbox, exempt []netip.Prefix) (grant, error) {
 	var err error
-	box := sandbox{net: egress.Policy{Mode: egress.Deny}, fsMode: "deny", maxOutput: defaultMaxOutput}
+	box := grant{level: sbx.LevelNone, net: egress.Policy{Mode: egress.Deny}, fsMode: "deny", maxOutput: defaultMaxOutput, shell: shellRules{mode: "deny"}}
 	if s == nil {
 		return box, nil // absent sandbox: the most restrictive one
 	}
-	if s.Level != "none" {
-		return box, fmt.Errorf("kernel: sandbox level %q is not available in this build; only \"none\" (built-in tools in process) is, and clawkeep never runs a tool with weaker isolation than the manifest asks for", s.Level)
+	if box.level, err = sbx.ParseLevel(s.Level); err != nil {
+		return box, fmt.Errorf("kernel: %w", err)
+	}
+	if box.level == sbx.LevelProcess || box.level == sbx.LevelContainer || box.level == sbx.LevelVM {
+		// Probe the host now: a level it cannot provide fails the
+		// manifest, never a call, and is never downgraded.
+		if _, err := sbx.New(sbx.Config{Level: box.level}); err != nil {
+			return box, fmt.Errorf("kernel: sandbox level %q: %w; clawkeep never runs a tool with weaker isolation than the manifest asks for", s.Level, err)
+		}
+	}
+	if box.shell, err = newShellRules(s.Shell); err != nil {
+		return box, err
+	}
+	l := s.Limits
+	box.limits = sbx.Limits{
+		MemoryBytes: l.MemoryMB << 20, CPUShares: int(l.CPUShares), MaxProcesses: int(l.MaxProcesses),
+		MaxOpenFiles: int(l.MaxOpenFiles), MaxOutput: l.MaxOutputBytes,
 	}
 	if box.net, err = NetworkPolicy(s); err != nil {
 		return box, err
@@ -79,10 +100,29 @@ func newSandbox(s *manifest.Sandbox, exempt []netip.Prefix) (sandbox, error) {
 // admit is the sandbox gate: what the tool needs must be granted, and the
 // literal parts of its arguments (URL, path) must be inside the grant. The
 // egress dialer checks resolved addresses again at connect time.
-func (b *sandbox) admit(t *tool, args map[string]any, workspace string) *Error {
-	n := t.builtin.Needs
+func (b *grant) admit(t *tool, args map[string]any, argsRaw json.RawMessage, workspace string) *Error {
 	deny := func(format string, a ...any) *Error {
 		return refuse(ckp.CodeSandboxDenied, LayerSandbox, t.name, "", format, a...)
+	}
+	if t.job != nil {
+		if t.job.argv == nil {
+			return nil
+		}
+		a, err := parseJobArgs(argsRaw)
+		if err != nil {
+			return refuse(ckp.CodeInvalidParams, LayerTool, t.name, "", "%v", err)
+		}
+		if err := b.shell.check(append(append([]string{}, t.job.argv...), a.Args...)); err != nil {
+			return deny("%v", err)
+		}
+		return nil
+	}
+	n := t.builtin.Needs
+	if (n.Network && !t.narrow.network) || ((n.ReadFiles || n.WriteFiles) && t.narrow.fs == fsNone) {
+		return deny("the skills that use this tool do not permit what it needs")
+	}
+	if n.WriteFiles && t.narrow.fs < fsWrite {
+		return deny("the skills that use this tool permit only reading files")
 	}
 	if n.Network {
 		if b.http == nil {
@@ -120,7 +160,7 @@ func (b *sandbox) admit(t *tool, args map[string]any, workspace string) *Error {
 
 // admitPath applies denied_paths and, in scoped mode, mount_paths. Paths in
 // the manifest are relative to the workspace.
-func (b *sandbox) admitPath(p string, write bool, workspace string) error {
+func (b *grant) admitPath(p string, write bool, workspace string) error {
 	resolved, err := policy.ResolvePath(workspace, p)
 	if err != nil {
 		return fmt.Errorf("path %q: %v", p, err)
@@ -163,6 +203,9 @@ func trimPrefix(err error) string {
 // outcome record joins the next group commit: the decision before it is
 // already durable.
 func (k *Kernel) execute(ctx context.Context, p ckp.ToolCallParams, t *tool, rec audit.Record) (*ckp.ToolCallResult, error) {
+	if t.job != nil {
+		return k.runJob(ctx, p, t, rec)
+	}
 	env := &tools.Env{HTTP: k.box.http, MaxOutputBytes: k.box.maxOutput}
 	if k.box.fsMode != "deny" {
 		env.Workspace = k.root

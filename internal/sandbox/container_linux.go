@@ -112,7 +112,7 @@ func (c *container) launch(job Job, netEnv []string) (*launch, error) {
 	// After the init process's spec (3) and status (4) descriptors.
 	args := []string{
 		"--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-		"--uid", strconv.Itoa(nobody), "--gid", strconv.Itoa(nobody), "--hostname", "sandbox",
+		"--uid", strconv.Itoa(JobUID), "--gid", strconv.Itoa(JobUID), "--hostname", "sandbox",
 		"--seccomp", "5", "--block-fd", "6", "--info-fd", "7",
 	}
 	for _, kv := range append(append([]string{}, job.Env...), netEnv...) {

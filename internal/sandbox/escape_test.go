@@ -37,7 +37,7 @@ func workspace(t *testing.T, lvl Level) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	if os.Geteuid() == 0 && lvl == LevelProcess {
-		if err := os.Chown(dir, nobody, nobody); err != nil {
+		if err := os.Chown(dir, JobUID, JobUID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,7 +395,7 @@ func assertNoJobProcesses(t *testing.T) {
 	if os.Geteuid() != 0 {
 		return
 	}
-	out, _ := exec.Command("pgrep", "-u", strconv.Itoa(nobody)).Output()
+	out, _ := exec.Command("pgrep", "-u", strconv.Itoa(JobUID)).Output()
 	if s := strings.TrimSpace(string(out)); s != "" {
 		t.Fatalf("job processes survived: %s", s)
 	}
@@ -420,7 +420,7 @@ func TestWorkspaceBehindPrivateParent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if os.Geteuid() == 0 && lvl == LevelProcess {
-			os.Chown(ws, nobody, nobody)
+			os.Chown(ws, JobUID, JobUID)
 		}
 		s := &setup{ws: ws, cfg: Config{Level: lvl, Mounts: []Mount{{Path: ws, Writable: true}}, Limits: Limits{Wall: 10 * time.Second}}}
 		r := s.run(t, sh("echo made > out && cat out")...)

@@ -86,6 +86,14 @@ func confineAndExec() error {
 	if s.Reaper {
 		return reap(s)
 	}
+	// The working directory is opened while this process can still reach
+	// it: the job's identity may not be able to search its parents.
+	var dir *os.File
+	if s.Dir != "" {
+		if dir, err = os.OpenFile(s.Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
@@ -95,14 +103,6 @@ func confineAndExec() error {
 	if s.Confine {
 		if err := landlockPaths(s.ReadOnly, s.ReadWrite); err != nil {
 			return err
-		}
-	}
-	// The working directory is opened while this process can still reach
-	// it: the job's identity may not be able to search its parents.
-	var dir *os.File
-	if s.Dir != "" {
-		if dir, err = os.OpenFile(s.Dir, unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return fmt.Errorf("working directory: %w", err)
 		}
 	}
 	if s.GID >= 0 {

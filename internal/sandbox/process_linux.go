@@ -11,8 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nobody is the identity jobs run as when clawkeep runs as root.
-const nobody = 65534
+// JobUID is the user and group jobs run as (nobody): on the host for
+// process-level jobs of a root kernel, inside the user namespace for
+// container jobs.
+const JobUID = 65534
 
 // process runs each job as a child of this process: a fresh network, pid,
 // IPC and UTS namespace; an unprivileged identity; no_new_privs; Landlock
@@ -98,7 +100,7 @@ func (p *process) launch(job Job, netEnv []string) (*launch, error) {
 		Cloneflags: unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 	}
 	if os.Geteuid() == 0 {
-		spec.UID, spec.GID = nobody, nobody
+		spec.UID, spec.GID = JobUID, JobUID
 	} else {
 		// A user namespace owned by this user makes the other namespaces
 		// possible without privilege; the job keeps this user's identity.

@@ -58,7 +58,7 @@ type Engine struct {
 type lane struct {
 	id     int
 	engine *wasmtime.Engine // never nil until Close
-	linker *wasmtime.Linker // never nil until Close; WASI + clawkeep.http_get
+	linker *wasmtime.Linker // never nil until Close; WASI (own poll_oneoff) + clawkeep.http_get
 
 	// mu orders interrupts against the lane changing hands: an interrupt
 	// for generation g is a no-op once gen != g.
@@ -128,6 +128,10 @@ func newLane(id int, disableFuel bool) (*lane, error) {
 	if err := lk.DefineWasi(); err != nil {
 		eng.Close()
 		return nil, fmt.Errorf("wasm: defining WASI: %w", err)
+	}
+	if err := definePoll(lk); err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("wasm: replacing poll_oneoff: %w", err)
 	}
 	if err := defineHTTP(lk); err != nil {
 		eng.Close()

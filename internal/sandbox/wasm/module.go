@@ -23,6 +23,7 @@ type Module struct {
 	funcs   map[string]signature // exported functions; constant
 	engine  *Engine              // never nil
 	growFn  int32                // index of the appended grow guard, or -1; constant
+	wasi    bool                 // imports from wasi_snapshot_preview1; constant
 	machine []byte               // lanes[0]'s serialized code, to load on other lanes; constant
 
 	mu    sync.Mutex
@@ -153,6 +154,11 @@ func (e *Engine) compile(code []byte, sha string) (*Module, error) {
 		perLn:   make([]*wasmtime.Module, len(e.lanes)),
 	}
 	m.perLn[0] = wm
+	for _, im := range wm.Imports() {
+		if im.Module() == "wasi_snapshot_preview1" {
+			m.wasi = true
+		}
+	}
 	for _, ex := range wm.Exports() {
 		ft := ex.Type().FuncType()
 		if ft == nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -80,6 +81,9 @@ type Result struct {
 type runState struct {
 	ctx  context.Context // ends at the run's deadline too
 	http *egress.Client  // or nil
+
+	// interrupted is set when a host function gave up because ctx ended.
+	interrupted atomic.Bool
 
 	mu       sync.Mutex
 	refusals []string // guarded by mu
@@ -157,6 +161,9 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (*Result, error) {
 	if m == nil || m.engine != e {
 		return nil, errors.New("wasm: module is nil or from another engine")
 	}
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
 	lim, err := c.Limits.withDefaults()
 	if err != nil {
 		return nil, err
@@ -216,17 +223,22 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (*Result, error) {
 		}
 	}
 
-	out, err := newCapture(lim.MaxOutputBytes, c.Stdin)
-	if err != nil {
-		return nil, err
+	// A module that imports nothing from WASI cannot read stdin or write
+	// output, so it gets no WASI context and no pipes.
+	var out *capture
+	if m.wasi {
+		out, err = newCapture(lim.MaxOutputBytes, c.Stdin)
+		if err != nil {
+			return nil, err
+		}
+		defer out.abort()
+		wasi, err := wasiConfig(c, env, out)
+		if err != nil {
+			return nil, err
+		}
+		store.SetWasi(wasi)
+		out.afterSetWasi()
 	}
-	defer out.abort()
-	wasi, err := wasiConfig(c, env, out)
-	if err != nil {
-		return nil, err
-	}
-	store.SetWasi(wasi)
-	out.afterSetWasi()
 
 	// Deadline in ticks, rounded up, plus one: the tick in progress is
 	// partly gone already.
@@ -270,12 +282,17 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (*Result, error) {
 	// Closing the store closes its ends of the output pipes, which lets
 	// the readers finish.
 	store.Close()
-	res.Stdout, res.Stderr, res.OutputTruncated = out.wait()
+	if out != nil {
+		res.Stdout, res.Stderr, res.OutputTruncated = out.wait()
+	}
 	rs.mu.Lock()
 	res.NetworkRefusals = rs.refusals
 	rs.mu.Unlock()
 	if runErr != nil {
 		classify(res, runErr, m.growFn, rctx)
+		if rs.interrupted.Load() {
+			res.Meter = MeterEpoch // a host call stopped at the deadline or cancel
+		}
 	}
 	return res, nil
 }
@@ -303,21 +320,33 @@ func returns(v any) []int64 {
 	return nil
 }
 
+// Trap codes as numbered by the C API (wasmtime/trap.h, enum
+// wasmtime_trap_code_enum), which Trap.Code returns unchanged.
+// wasmtime-go v39's own TrapCode constants are wrong from OutOfFuel on:
+// they omit ALWAYS_TRAP_ADAPTER (11), so its OutOfFuel (11) never matches
+// a real out-of-fuel trap (12). TestInfiniteLoopStoppedByFuel catches a
+// renumbering.
+const (
+	trapUnreachable wasmtime.TrapCode = 9
+	trapInterrupt   wasmtime.TrapCode = 10
+	trapOutOfFuel   wasmtime.TrapCode = 12
+)
+
 // classify turns what ended the run into Meter, Trap and ExitCode.
 func classify(res *Result, err error, growFn int32, rctx context.Context) {
 	var trap *wasmtime.Trap
 	if errors.As(err, &trap) {
-		res.Trap = trap.Message()
+		res.Trap = message(trap.Message())
 		code := trap.Code()
 		switch {
-		case code != nil && *code == wasmtime.OutOfFuel:
+		case code != nil && *code == trapOutOfFuel:
 			res.Meter = MeterFuel
-		case code != nil && *code == wasmtime.Interrupt:
+		case code != nil && *code == trapInterrupt:
 			res.Meter = MeterEpoch
 			if cerr := rctx.Err(); cerr != nil {
 				res.Trap += ": " + cerr.Error()
 			}
-		case code != nil && *code == wasmtime.UnreachableCodeReached && growFn >= 0 && trappedIn(trap, growFn):
+		case code != nil && *code == trapUnreachable && growFn >= 0 && trappedIn(trap, growFn):
 			res.Meter = MeterMemory
 			res.Trap = "memory.grow refused past the memory limit"
 		default:
@@ -332,11 +361,10 @@ func classify(res *Result, err error, growFn int32, rctx context.Context) {
 			return // proc_exit is how a WASI command finishes
 		}
 	}
-	res.Trap = err.Error()
-	switch {
-	case isLimiterRefusal(res.Trap):
+	res.Trap = message(err.Error())
+	if isMemoryLimitRefusal(res.Trap) {
 		res.Meter = MeterMemory
-	default:
+	} else {
 		res.Meter = MeterTrap
 	}
 }
@@ -347,11 +375,20 @@ func trappedIn(t *wasmtime.Trap, fn int32) bool {
 	return len(frames) > 0 && frames[0].FuncIndex() == uint32(fn)
 }
 
-// isLimiterRefusal recognises wasmtime's instantiation errors for a
-// memory or table over the store limiter. wasmtime-go v39 has no typed
-// error for it, so this matches message text; a miss reports "trap".
-func isLimiterRefusal(msg string) bool {
+// isMemoryLimitRefusal recognises wasmtime's instantiation errors for
+// memory over the store limiter. wasmtime-go v39 has no typed error for
+// them, so this matches message text; a miss reports "trap", and table
+// and instance limits report "trap" by design.
+func isMemoryLimitRefusal(msg string) bool {
 	return strings.Contains(msg, "exceeds memory limits") ||
-		strings.Contains(msg, "memory minimum size") ||
-		strings.Contains(msg, "resource limit exceeded")
+		strings.Contains(msg, "memory count too high")
+}
+
+// message drops the host stack backtrace wasmtime appends to messages:
+// Rust frames of the runtime, of no use to the caller.
+func message(s string) string {
+	if i := strings.Index(s, "\n\nStack backtrace:"); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

@@ -249,6 +249,7 @@ const wasiWAT = `(module
   (data (i32.const 16) "../etc/passwd")
   (data (i32.const 32) "/etc/passwd")
   (data (i32.const 48) "new.txt")
+  (data (i32.const 64) "link.txt")
   (func $copy (param $fd i32) (result i32)
     (local $e i32)
     (i32.store (i32.const 208) (i32.const 1024))
@@ -281,6 +282,13 @@ func TestWASIReadsOnlyWorkspace(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the workspace"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	outside := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(outside, []byte("outside the workspace"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
 	call := func(fn string, ro bool, params ...int64) *Result {
 		return run(t, e, m, Call{Function: fn, Params: params, Workspace: dir, ReadOnlyWorkspace: ro,
 			Limits: Limits{Fuel: 1_000_000, Deadline: time.Minute}})
@@ -297,6 +305,7 @@ func TestWASIReadsOnlyWorkspace(t *testing.T) {
 		{"absolute path through the workspace fd", []int64{3, 32, 11, 0, rightRead}},
 		{"absolute path through a second preopen", []int64{4, 32, 11, 0, rightRead}},
 		{"fd 5, in case preopens are numbered sparsely", []int64{5, 32, 11, 0, rightRead}},
+		{"symlink from the workspace to a file outside", []int64{3, 64, 8, 0, rightRead}},
 	} {
 		res := call("cat", false, c.params...)
 		if res.Meter != "" || len(res.Returns) != 1 || res.Returns[0] >= 0 || len(res.Stdout) != 0 {
@@ -309,13 +318,27 @@ func TestWASIReadsOnlyWorkspace(t *testing.T) {
 	if r := call("prestat", false, 4); r.Returns[0] == 0 {
 		t.Errorf("fd 4 is a preopen; only /workspace may be")
 	}
-	// Read-only workspace: creating a file fails and leaves no file.
+	// Read-only workspace: creating a file fails and leaves no file, and
+	// an existing file cannot be opened for writing.
 	res = call("cat", true, 3, 48, 7, oCreat, rightRead|rightWrite)
 	if res.Returns[0] >= 0 {
 		t.Errorf("created a file in a read-only workspace: %+v", res)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new.txt")); !os.IsNotExist(err) {
 		t.Errorf("new.txt exists after a read-only run: %v", err)
+	}
+	res = call("cat", true, 3, 0, 9, 0, rightRead|rightWrite)
+	if res.Returns[0] >= 0 {
+		t.Errorf("opened hello.txt for writing in a read-only workspace: %+v", res)
+	}
+	// The same calls work on a writable workspace, so the refusals above
+	// are the read-only setting and not a broken call.
+	res = call("cat", false, 3, 48, 7, oCreat, rightRead|rightWrite)
+	if res.Meter != "" || res.Returns[0] != 0 {
+		t.Errorf("creating new.txt in a writable workspace: %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.txt")); err != nil {
+		t.Errorf("new.txt missing after a writable run: %v", err)
 	}
 	// Without a workspace nothing at all is preopened.
 	res = run(t, e, m, Call{Function: "prestat", Params: []int64{3}, Limits: Limits{Fuel: 1_000_000, Deadline: time.Minute}})
@@ -398,7 +421,12 @@ func httpWAT(url string) string {
 	    (local.get $n))
 	  (func (export "bad") (result i32) (call $get (i32.const 65530) (i32.const 100) (i32.const 0) (i32.const 10)))
 	  (func (export "spin_after_get") (drop (call $get (i32.const 0) (i32.const %d) (i32.const 4096) (i32.const 1024)))
-	    (loop $l (br $l))))`, url, len(url), len(url))
+	    (loop $l (br $l)))
+	  (func (export "loop_after_get") (result i32) (local $i i32)
+	    (drop (call $get (i32.const 0) (i32.const %d) (i32.const 4096) (i32.const 1024)))
+	    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+	      (br_if $l (i32.lt_u (local.get $i) (i32.const 100000))))
+	    (i32.const 7)))`, url, len(url), len(url), len(url))
 }
 
 func TestHTTPThroughEgressGuard(t *testing.T) {
@@ -477,6 +505,69 @@ func TestCancelStopsRun(t *testing.T) {
 	}
 }
 
+// TestCancelDoesNotInterruptOtherRuns cancels run A while run B sits in
+// a host call on another lane; B must then finish normally. With one
+// shared epoch, A's interrupt would push B past its deadline too.
+func TestCancelDoesNotInterruptOtherRuns(t *testing.T) {
+	aIn, bIn, bGo := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/a":
+			close(aIn)
+		case "/b":
+			close(bIn)
+			<-bGo
+		}
+	}))
+	defer srv.Close()
+	e := newTestEngine(t, EngineOptions{Lanes: 2})
+	ma, mb := load(t, e, httpWAT(srv.URL+"/a")), load(t, e, httpWAT(srv.URL+"/b"))
+	c := egress.NewClient(egress.Policy{Mode: egress.AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, egress.Limits{})
+	lim := Limits{Deadline: 10 * time.Minute}
+
+	bRes := make(chan *Result, 1)
+	go func() {
+		res, err := e.Run(context.Background(), mb, Call{Function: "loop_after_get", HTTP: c, Limits: lim})
+		if err != nil {
+			t.Error(err)
+		}
+		bRes <- res
+	}()
+	<-bIn
+	ctx, cancel := context.WithCancel(context.Background())
+	aRes := make(chan *Result, 1)
+	go func() {
+		res, err := e.Run(ctx, ma, Call{Function: "spin_after_get", HTTP: c, Limits: lim})
+		if err != nil {
+			t.Error(err)
+		}
+		aRes <- res
+	}()
+	<-aIn
+	cancel()
+	if res := <-aRes; res == nil || res.Meter != MeterEpoch {
+		t.Fatalf("A: %+v, want stopped by the cancel", res)
+	}
+	close(bGo)
+	if res := <-bRes; res == nil || res.Meter != "" || res.Returns[0] != 7 {
+		t.Fatalf("B was disturbed by A's cancel: %+v", res)
+	}
+}
+
+func TestCallerDeadlineCutsRun(t *testing.T) {
+	e := newTestEngine(t, EngineOptions{})
+	m := load(t, e, spinWAT)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	res, err := e.Run(ctx, m, Call{Function: "spin", Limits: Limits{Deadline: 10 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Meter != MeterEpoch {
+		t.Fatalf("Meter %q trap %q; want epoch at the caller's deadline", res.Meter, res.Trap)
+	}
+}
+
 func TestStdoutBombTruncated(t *testing.T) {
 	e := newTestEngine(t, EngineOptions{})
 	m := load(t, e, `(module
@@ -543,5 +634,35 @@ func TestRunAfterCloseRefused(t *testing.T) {
 	}
 	if err := e.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
+	}
+}
+
+const sleepWAT = `(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; sleep(ns) -> nevents*1000 + the event's userdata (77)
+  (func (export "sleep") (param $ns i64) (result i32)
+    (i64.store (i32.const 0) (i64.const 77))
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (local.get $ns))
+    (i64.store (i32.const 32) (i64.const 0))
+    (i32.store16 (i32.const 40) (i32.const 0))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+    (i32.add (i32.mul (i32.load (i32.const 128)) (i32.const 1000)) (i32.wrap_i64 (i64.load (i32.const 64))))))`
+
+// TestSleepInHostCallStoppedByDeadline: epoch interruption cannot reach a
+// module blocked in a host call, so a long poll_oneoff sleep would hold a
+// lane past the deadline unless the host call itself honours it.
+func TestSleepInHostCallStoppedByDeadline(t *testing.T) {
+	e := newTestEngine(t, EngineOptions{})
+	m := load(t, e, sleepWAT)
+	res := run(t, e, m, Call{Function: "sleep", Params: []int64{int64(time.Millisecond)}, Limits: Limits{Fuel: 10_000, Deadline: time.Minute}})
+	if res.Meter != "" || res.Returns[0] != 1077 {
+		t.Fatalf("short sleep: %+v, want 1077", res)
+	}
+	res = run(t, e, m, Call{Function: "sleep", Params: []int64{int64(30 * time.Second)}, Limits: Limits{Fuel: 10_000, Deadline: 200 * time.Millisecond}})
+	if res.Meter != MeterEpoch {
+		t.Fatalf("long sleep: Meter %q trap %q, want epoch", res.Meter, res.Trap)
 	}
 }
