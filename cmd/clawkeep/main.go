@@ -24,7 +24,6 @@ import (
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/kernel"
 	"github.com/clawkeep/clawkeep/internal/manifest"
-	"github.com/clawkeep/clawkeep/internal/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -55,9 +54,6 @@ The data directory defaults to $CLAWKEEP_DATA_DIR, else ~/.local/state/clawkeep.
 `
 
 func main() {
-	// A sandbox's init process is this binary re-executed; it becomes the
-	// job and never returns here.
-	sandbox.InitIfChild()
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

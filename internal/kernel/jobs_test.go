@@ -23,11 +23,6 @@ import (
 	sbx "github.com/clawkeep/clawkeep/internal/sandbox"
 )
 
-func TestMain(m *testing.M) {
-	sbx.InitIfChild()
-	os.Exit(m.Run())
-}
-
 // fileFixture is a kernel over a manifest loaded from a directory, with
 // files (wasm modules) beside it.
 func fileFixture(t *testing.T, body string, files map[string][]byte, exempt ...netip.Prefix) (*fixture, error) {

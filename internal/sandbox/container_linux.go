@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +29,6 @@ import (
 // only the system directories (read-only) and its mounts.
 type container struct {
 	cfg     Config
-	self    string // this executable: the init process sets rlimits and identity, then execs bwrap
 	bwrap   string
 	seccomp []byte
 }
@@ -49,11 +47,7 @@ func newContainer(cfg Config) (*container, error) {
 	if err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	c := &container{cfg: cfg, self: self, bwrap: bwrap, seccomp: prog}
+	c := &container{cfg: cfg, bwrap: bwrap, seccomp: prog}
 	if cfg.RequireAllLimits {
 		cg := newCgroup("probe-"+newID(), cfg.Limits)
 		cg.remove()
@@ -109,11 +103,17 @@ func (c *container) launch(job Job, netEnv []string) (*launch, error) {
 		cg.remove()
 		return nil, err
 	}
-	// After the init process's spec (3) and status (4) descriptors.
+	statusR, statusW, err := pipe()
+	if err != nil {
+		closeAll()
+		cg.remove()
+		return nil, err
+	}
+	// The extra descriptors are 7, 8 and 9 in bubblewrap (spawn_linux.c).
 	args := []string{
 		"--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
 		"--uid", strconv.Itoa(JobUID), "--gid", strconv.Itoa(JobUID), "--hostname", "sandbox",
-		"--seccomp", "5", "--block-fd", "6", "--info-fd", "7",
+		"--seccomp", "7", "--block-fd", "8", "--info-fd", "9",
 	}
 	for _, kv := range append(append([]string{}, job.Env...), netEnv...) {
 		k, v, ok := strings.Cut(kv, "=")
@@ -148,13 +148,13 @@ func (c *container) launch(job Job, netEnv []string) (*launch, error) {
 	args = append(args, "--chdir", jobDir(job, c.cfg.Mounts), "--", path)
 	args = append(args, job.Argv[1:]...)
 
-	// rlimits bind bubblewrap and everything it starts; the init process
-	// sets them, since this process may not lower another user's. NPROC
-	// would not bind (user namespaces count their own), so processes are
-	// the pids cgroup's.
-	spec := initSpec{
-		Path: c.bwrap, Argv: append([]string{c.bwrap}, args...), Dir: "/", UID: -1, GID: -1,
-		Rlimits: []rlimit{
+	// rlimits bind bubblewrap and everything it starts, set by its first
+	// process on itself before exec. NPROC would not bind (user namespaces
+	// count their own), so processes are the pids cgroup's.
+	spec := spawnSpec{
+		path: c.bwrap, argv: append([]string{c.bwrap}, args...), uid: -1, gid: -1, ruleset: -1,
+		status: statusW, extra: []*os.File{seccompR, blockR, infoW},
+		rlimits: []rlimit{
 			{unix.RLIMIT_CPU, cpuSeconds(lim), cpuSeconds(lim) + 1},
 			{unix.RLIMIT_NOFILE, uint64(lim.MaxOpenFiles), uint64(lim.MaxOpenFiles)},
 			{unix.RLIMIT_FSIZE, uint64(lim.MaxFileBytes), uint64(lim.MaxFileBytes)},
@@ -164,22 +164,21 @@ func (c *container) launch(job Job, netEnv []string) (*launch, error) {
 	if _, ok := cg.dirs["memory"]; !ok {
 		// Without a memory cgroup the address-space rlimit is the next
 		// best bound; the report names the missing cgroup.
-		spec.Rlimits = append(spec.Rlimits, rlimit{unix.RLIMIT_AS, uint64(lim.MemoryBytes), uint64(lim.MemoryBytes)})
+		spec.rlimits = append(spec.rlimits, rlimit{unix.RLIMIT_AS, uint64(lim.MemoryBytes), uint64(lim.MemoryBytes)})
 	}
-	ip, err := newInitProc(c.self, spec, &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}, seccompR, blockR, infoW)
-	if err != nil {
-		closeAll()
-		cg.remove()
-		return nil, err
+	l := &launch{cgroup: cg}
+	l.start = func(stdio [3]*os.File) (*os.Process, error) {
+		spec.stdio = stdio
+		p, err := spawn(spec)
+		statusW.Close()
+		seccompR.Close()
+		blockR.Close()
+		infoW.Close()
+		return p, err
 	}
-	l := &launch{cmd: ip.cmd, cgroup: cg}
-	l.jobPID = func() (int, error) {
-		ip.started()
-		if err := ip.send(); err != nil {
-			return 0, err
-		}
-		if msg := ip.status(); msg != "" {
-			return 0, errors.New(msg)
+	l.jobPID = func(*os.Process) (int, error) {
+		if msg, _ := io.ReadAll(io.LimitReader(statusR, 4096)); len(msg) > 0 {
+			return 0, errors.New(setupFailure(string(msg)))
 		}
 		var info struct {
 			ChildPID int `json:"child-pid"`
@@ -204,7 +203,7 @@ func (c *container) launch(job Job, netEnv []string) (*launch, error) {
 			rep.Reason = "sandbox setup failed: " + strings.TrimSpace(string(rep.Stderr))
 		}
 	}
-	l.cleanup = func() { ip.close(); closeAll(); cg.remove() }
+	l.cleanup = func() { closeAll(); cg.remove() }
 	return l, nil
 }
 

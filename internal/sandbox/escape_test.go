@@ -282,15 +282,15 @@ func TestWriteOutsideWorkspaceRefused(t *testing.T) {
 }
 
 func TestSymlinkOutOfWorkspaceRefused(t *testing.T) {
-	outside, err := os.MkdirTemp("", "clawkeep-outside-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(outside)
-	os.Chmod(outside, 0o777)
-	secret := filepath.Join(outside, "secret")
-	os.WriteFile(secret, []byte("host-only-secret"), 0o666)
 	levels(t, func(t *testing.T, lvl Level) {
+		outside, err := os.MkdirTemp("", "clawkeep-outside-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(outside)
+		os.Chmod(outside, 0o777)
+		secret := filepath.Join(outside, "secret")
+		os.WriteFile(secret, []byte("host-only-secret"), 0o666)
 		s := newSetup(t, lvl)
 		if err := os.Symlink(secret, filepath.Join(s.ws, "link")); err != nil {
 			t.Fatal(err)

@@ -31,24 +31,25 @@ func landlockABI() int {
 	return int(v)
 }
 
-// landlockPaths confines the calling thread, which execs the job next, to
-// ro (read and execute) and rw (everything) beneath the given paths.
+// landlockRuleset builds a ruleset granting ro (read and execute) and rw
+// (everything) beneath the given paths, for the job to enforce on itself
+// just before exec. Paths a host lacks are skipped.
 //
-// It is written on x/sys/unix rather than go-landlock: on kernels before
-// Landlock ABI 8 that library enforces on every thread through libcap's
-// psx, which walks /proc/<pid>/task and spins forever in a fresh PID
-// namespace where /proc is still the host's. The init process needs the
-// rules on one thread only: the one that calls execve.
-func landlockPaths(ro, rw []string) error {
+// It is written on x/sys/unix rather than go-landlock: that library only
+// enforces on the calling process (on kernels before Landlock ABI 8
+// through libcap's psx, which walks /proc/<pid>/task and spins forever in
+// a fresh PID namespace whose /proc is the host's), while here the
+// enforcing happens in the job's own process, between fork and exec.
+func landlockRuleset(ro, rw []string) (int, error) {
 	if landlockABI() < 3 {
-		return fmt.Errorf("landlock: ABI 3 (Linux 6.2) or later is required")
+		return -1, fmt.Errorf("landlock: ABI 3 (Linux 6.2) or later is required")
 	}
 	attr := unix.LandlockRulesetAttr{Handled_access_fs: llAll}
 	fd, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
 	if errno != 0 {
-		return fmt.Errorf("landlock: create ruleset: %w", errno)
+		return -1, fmt.Errorf("landlock: create ruleset: %w", errno)
 	}
-	defer unix.Close(int(fd))
+	unix.CloseOnExec(int(fd))
 	add := func(path string, access uint64) error {
 		f, err := os.OpenFile(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -68,29 +69,22 @@ func landlockPaths(ro, rw []string) error {
 		}
 		return nil
 	}
-	for _, p := range ro {
-		if err := add(p, llRead); err != nil {
-			return err
+	rules := []struct {
+		paths  []string
+		access uint64
+	}{
+		{ro, llRead},
+		{[]string{"/dev/urandom", "/dev/random"}, unix.LANDLOCK_ACCESS_FS_READ_FILE},
+		{[]string{"/dev/null", "/dev/zero", "/dev/full"}, unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_TRUNCATE},
+		{rw, llAll},
+	}
+	for _, r := range rules {
+		for _, p := range r.paths {
+			if err := add(p, r.access); err != nil {
+				unix.Close(int(fd))
+				return -1, err
+			}
 		}
 	}
-	for _, p := range []string{"/dev/urandom", "/dev/random"} {
-		if err := add(p, unix.LANDLOCK_ACCESS_FS_READ_FILE); err != nil {
-			return err
-		}
-	}
-	for _, p := range []string{"/dev/null", "/dev/zero", "/dev/full"} {
-		if err := add(p, unix.LANDLOCK_ACCESS_FS_READ_FILE|unix.LANDLOCK_ACCESS_FS_WRITE_FILE|unix.LANDLOCK_ACCESS_FS_TRUNCATE); err != nil {
-			return err
-		}
-	}
-	for _, p := range rw {
-		if err := add(p, llAll); err != nil {
-			return err
-		}
-	}
-	// no_new_privs is already set; restrict_self needs it.
-	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, fd, 0, 0); errno != 0 {
-		return fmt.Errorf("landlock: restrict: %w", errno)
-	}
-	return nil
+	return int(fd), nil
 }

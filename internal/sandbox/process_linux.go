@@ -3,10 +3,10 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,8 +21,8 @@ const JobUID = 65534
 // over the system paths and the declared mounts; rlimits; seccomp. Its
 // meters are the CPU-time rlimit and a wall-clock kill of the namespace.
 type process struct {
-	cfg  Config
-	self string // this executable, re-run as the init process
+	cfg    Config
+	filter []unix.SockFilter // the seccomp program every job loads
 }
 
 func newProcess(cfg Config) (*process, error) {
@@ -39,11 +39,11 @@ func newProcess(cfg Config) (*process, error) {
 			return nil, fmt.Errorf("sandbox: mount: %w", err)
 		}
 	}
-	self, err := os.Executable()
+	filter, err := seccompFilter()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+		return nil, err
 	}
-	return &process{cfg: cfg, self: self}, nil
+	return &process{cfg: cfg, filter: filter}, nil
 }
 
 func (p *process) Level() Level { return LevelProcess }
@@ -61,11 +61,11 @@ func (p *process) launch(job Job, netEnv []string) (*launch, error) {
 		return nil, refusef("", "%v", err)
 	}
 	lim := p.cfg.Limits
-	spec := initSpec{
-		Path: path, Argv: job.Argv, Env: append(append([]string{}, job.Env...), netEnv...),
-		Dir: jobDir(job, p.cfg.Mounts), UID: -1, GID: -1, Confine: true, Reaper: true,
-		ReadOnly: append([]string{}, systemPaths...),
-		Rlimits: []rlimit{
+	s := spawnSpec{
+		path: path, argv: job.Argv, env: append(append([]string{}, job.Env...), netEnv...),
+		cloneFlags: unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+		reaper:     true, uid: -1, gid: -1, filter: p.filter,
+		rlimits: []rlimit{
 			{unix.RLIMIT_CPU, cpuSeconds(lim), cpuSeconds(lim) + 1}, // SIGXCPU, then SIGKILL a second later
 			{unix.RLIMIT_NPROC, uint64(lim.MaxProcesses), uint64(lim.MaxProcesses)},
 			{unix.RLIMIT_NOFILE, uint64(lim.MaxOpenFiles), uint64(lim.MaxOpenFiles)},
@@ -73,58 +73,118 @@ func (p *process) launch(job Job, netEnv []string) (*launch, error) {
 			{unix.RLIMIT_CORE, 0, 0},
 		},
 	}
+	rootless := os.Geteuid() != 0
+	if rootless {
+		// A user namespace owned by this user makes the other namespaces
+		// possible without privilege; the job keeps this user's identity.
+		s.cloneFlags |= unix.CLONE_NEWUSER
+	} else {
+		s.uid, s.gid = JobUID, JobUID
+	}
 	// Resident memory and processes are the cgroup's where the host
 	// allows, so a memory bomb ends by the memory meter; the address
 	// space is bounded too, at twice the limit (programs reserve more
 	// than they touch), or at the limit when there is no memory cgroup.
 	cg := newCgroup(newID(), lim)
-	if p.cfg.RequireAllLimits && len(cg.unapplied) > 0 {
+	var files []*os.File
+	ruleset := -1
+	fail := func(err error) (*launch, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		if ruleset >= 0 {
+			unix.Close(ruleset)
+		}
 		cg.remove()
-		return nil, refusef("", "cgroup limits cannot be applied: %s", strings.Join(cg.unapplied, "; "))
+		return nil, err
+	}
+	if p.cfg.RequireAllLimits && len(cg.unapplied) > 0 {
+		return fail(refusef("", "cgroup limits cannot be applied: %s", strings.Join(cg.unapplied, "; ")))
 	}
 	as := uint64(lim.MemoryBytes)
 	if _, ok := cg.dirs["memory"]; ok {
 		as *= 2
 	}
-	spec.Rlimits = append(spec.Rlimits, rlimit{unix.RLIMIT_AS, as, as})
+	s.rlimits = append(s.rlimits, rlimit{unix.RLIMIT_AS, as, as})
+	ro, rw := append([]string{}, systemPaths...), []string(nil)
 	for _, m := range p.cfg.Mounts {
 		if m.Writable {
-			spec.ReadWrite = append(spec.ReadWrite, m.Path)
+			rw = append(rw, m.Path)
 		} else {
-			spec.ReadOnly = append(spec.ReadOnly, m.Path)
+			ro = append(ro, m.Path)
 		}
 	}
-	attr := &syscall.SysProcAttr{
-		Setpgid:    true,
-		Pdeathsig:  syscall.SIGKILL,
-		Cloneflags: unix.CLONE_NEWNET | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+	if ruleset, err = landlockRuleset(ro, rw); err != nil {
+		return fail(err)
 	}
-	if os.Geteuid() == 0 {
-		spec.UID, spec.GID = JobUID, JobUID
-	} else {
-		// A user namespace owned by this user makes the other namespaces
-		// possible without privilege; the job keeps this user's identity.
-		attr.Cloneflags |= unix.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: os.Geteuid(), HostID: os.Geteuid(), Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getegid(), HostID: os.Getegid(), Size: 1}}
-		attr.GidMappingsEnableSetgroups = false
+	s.ruleset = ruleset
+	// Opened here, where it can be reached: the job's identity may not be
+	// able to search the directory's parents.
+	if s.dir, err = os.OpenFile(jobDir(job, p.cfg.Mounts), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return fail(refusef("", "working directory: %v", err))
 	}
-	ip, err := newInitProc(p.self, spec, attr)
+	files = append(files, s.dir)
+	statusR, statusW, err := os.Pipe()
 	if err != nil {
-		cg.remove()
-		return nil, err
+		return fail(err)
 	}
+	releaseR, releaseW, err := os.Pipe()
+	if err != nil {
+		statusR.Close()
+		statusW.Close()
+		return fail(err)
+	}
+	files = append(files, statusR, statusW, releaseR, releaseW)
+	s.status, s.release = statusW, releaseR
 	return &launch{
-		cmd:    ip.cmd,
 		cgroup: cg,
-		jobPID: func() (int, error) {
-			ip.started()
-			return ip.cmd.Process.Pid, nil
+		start: func(stdio [3]*os.File) (*os.Process, error) {
+			s.stdio = stdio
+			proc, err := spawn(s)
+			statusW.Close()
+			releaseR.Close()
+			return proc, err
 		},
-		release:  ip.send,
-		setupErr: ip.status,
-		cleanup:  func() { ip.close(); cg.remove() },
+		jobPID: func(first *os.Process) (int, error) {
+			if rootless {
+				if err := mapIDs(first.Pid); err != nil {
+					return 0, err
+				}
+			}
+			return first.Pid, nil
+		},
+		release: func() error {
+			_, err := releaseW.Write([]byte{1})
+			releaseW.Close()
+			return err
+		},
+		setupErr: func() string {
+			b, _ := io.ReadAll(io.LimitReader(statusR, 4096))
+			return setupFailure(string(b))
+		},
+		cleanup: func() {
+			for _, f := range files {
+				f.Close()
+			}
+			unix.Close(ruleset)
+			cg.remove()
+		},
 	}, nil
+}
+
+// mapIDs maps this user and group into a rootless job's user namespace.
+func mapIDs(pid int) error {
+	proc := fmt.Sprintf("/proc/%d/", pid)
+	for _, w := range []struct{ file, text string }{
+		{"setgroups", "deny"},
+		{"uid_map", fmt.Sprintf("%d %d 1", os.Geteuid(), os.Geteuid())},
+		{"gid_map", fmt.Sprintf("%d %d 1", os.Getegid(), os.Getegid())},
+	} {
+		if err := os.WriteFile(proc+w.file, []byte(w.text), 0); err != nil {
+			return fmt.Errorf("sandbox: user namespace: %w", err)
+		}
+	}
+	return nil
 }
 
 func cpuSeconds(l Limits) uint64 {

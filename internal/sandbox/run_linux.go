@@ -5,19 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
+	"io"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// launch is a started job as a back end hands it to run.
+// launch is a job as a back end hands it to run.
 type launch struct {
-	cmd *exec.Cmd
+	// start starts the job's first process with the given stdin, stdout
+	// and stderr.
+	start func(stdio [3]*os.File) (*os.Process, error)
 	// jobPID returns the pid whose namespaces the job lives in; it may wait
 	// for the back end to report it.
-	jobPID func() (int, error)
+	jobPID func(first *os.Process) (int, error)
 	// release lets the job run once its network and cgroups are in place.
 	release func() error
 	// setupErr returns why the sandbox could not be built, or "" once the
@@ -27,7 +30,7 @@ type launch struct {
 	cgroup *cgroup
 	// ended, if set, revises the report once the job has ended.
 	ended func(*Report)
-	// cleanup releases what the back end holds; called once, after Wait.
+	// cleanup releases what the back end holds; called once, at the end.
 	cleanup func()
 }
 
@@ -78,25 +81,39 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 		meter  Meter
 		reason string
 	)
+	var proc *os.Process
 	kill := func(m Meter, why string) {
 		mu.Lock()
 		if meter == "" && reason == "" {
 			meter, reason = m, why
 		}
+		p := proc
 		mu.Unlock()
-		if p := l.cmd.Process; p != nil {
+		if p != nil {
 			// The job's first process is its pid namespace's init, or
 			// bubblewrap which takes it down with it: killing it ends
-			// every process the job started, whatever their groups.
-			syscall.Kill(-p.Pid, syscall.SIGKILL)
+			// every process the job started.
 			p.Kill()
 		}
 	}
 	stdout := &capped{max: lim.MaxOutput, over: func() { kill(MeterOutput, fmt.Sprintf("output exceeded %d bytes", lim.MaxOutput)) }}
 	stderr := &capped{max: lim.MaxOutput, over: func() { kill(MeterOutput, fmt.Sprintf("output exceeded %d bytes", lim.MaxOutput)) }}
-	l.cmd.Stdout, l.cmd.Stderr = stdout, stderr
-	l.cmd.Stdin = bytes.NewReader(job.Stdin)
-	l.cmd.WaitDelay = time.Second
+	var pipes [6]*os.File // stdin r, w; stdout r, w; stderr r, w
+	for i := 0; i < 6; i += 2 {
+		if pipes[i], pipes[i+1], err = os.Pipe(); err != nil {
+			for _, f := range pipes {
+				if f != nil {
+					f.Close()
+				}
+			}
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	defer func() {
+		for _, f := range pipes {
+			f.Close()
+		}
+	}()
 
 	// Pdeathsig fires when the thread that forked the child exits, not the
 	// process; listenInNetns retires a thread, which might be this one.
@@ -104,9 +121,23 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := time.Now()
-	if err := l.cmd.Start(); err != nil {
+	p, err := l.start([3]*os.File{pipes[0], pipes[3], pipes[5]})
+	pipes[0].Close()
+	pipes[3].Close()
+	pipes[5].Close()
+	if err != nil {
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
+	mu.Lock()
+	proc = p
+	mu.Unlock()
+	var copying sync.WaitGroup
+	copying.Go(func() { io.Copy(stdout, pipes[2]) })
+	copying.Go(func() { io.Copy(stderr, pipes[4]) })
+	go func() {
+		pipes[1].Write(job.Stdin)
+		pipes[1].Close()
+	}()
 	wall := time.AfterFunc(lim.Wall, func() { kill(MeterWall, fmt.Sprintf("wall-clock limit of %s reached", lim.Wall)) })
 	defer wall.Stop()
 	stopCtx := context.AfterFunc(ctx, func() { kill("", "cancelled by the caller") })
@@ -114,11 +145,11 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 
 	setupFailed := func(msg string) (*Report, error) {
 		kill("", msg)
-		l.cmd.Wait()
+		p.Wait()
 		rep.Outcome, rep.Reason = Refused, msg
 		return rep, nil
 	}
-	pid, err := l.jobPID()
+	pid, err := l.jobPID(p)
 	if err != nil {
 		return setupFailed(err.Error())
 	}
@@ -141,13 +172,26 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 	if msg := l.setupErr(); msg != "" {
 		return setupFailed("sandbox setup failed: " + msg)
 	}
-	waitErr := l.cmd.Wait()
+	st, waitErr := p.Wait()
 	rep.WallMS = time.Since(start).Milliseconds()
 	wall.Stop()
+	// Every writer is gone with the namespace; a second is slack for the
+	// kernel to tear it down, then the readers are cut off.
+	drained := make(chan struct{})
+	go func() { copying.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(time.Second):
+		pipes[2].Close()
+		pipes[4].Close()
+		<-drained
+	}
+	stdout.mu.Lock()
+	stderr.mu.Lock()
 	rep.Stdout, rep.Stderr = stdout.buf.Bytes(), stderr.buf.Bytes()
 	rep.Truncated = stdout.truncated || stderr.truncated
-
-	st := l.cmd.ProcessState
+	stdout.mu.Unlock()
+	stderr.mu.Unlock()
 	if st == nil {
 		return nil, fmt.Errorf("sandbox: wait: %w", waitErr)
 	}
@@ -161,8 +205,8 @@ func run(ctx context.Context, cfg Config, job Job, build func(netEnv []string) (
 	case ws.Signaled():
 		rep.Outcome, rep.ExitCode, rep.Signal = Killed, -1, sig.String()
 	case rep.ExitCode > 128 && rep.ExitCode < 128+65:
-		// The pid namespace's init (bubblewrap's, or reap) reports a
-		// job killed by signal N as status 128+N, the shell convention;
+		// The pid namespace's init (bubblewrap's, or the reaper) reports
+		// a job killed by signal N as status 128+N, the shell convention;
 		// a job that exits 137 by itself reads the same.
 		sig = syscall.Signal(rep.ExitCode - 128)
 		rep.Outcome, rep.ExitCode, rep.Signal = Killed, -1, sig.String()

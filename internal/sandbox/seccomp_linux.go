@@ -61,22 +61,8 @@ func seccompPolicy() seccomp.Policy {
 	}
 }
 
-// loadSeccomp installs the filter on this process (and every thread).
-func loadSeccomp() error {
-	err := seccomp.LoadFilter(seccomp.Filter{
-		NoNewPrivs: true,
-		Flag:       seccomp.FilterFlagTSync,
-		Policy:     seccompPolicy(),
-	})
-	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
-	}
-	return nil
-}
-
-// seccompProgram is the filter as the struct sock_filter array bwrap's
-// --seccomp reads.
-func seccompProgram() ([]byte, error) {
+// seccompFilter is the assembled filter, for the job to load on itself.
+func seccompFilter() ([]unix.SockFilter, error) {
 	p := seccompPolicy()
 	insns, err := p.Assemble()
 	if err != nil {
@@ -86,9 +72,23 @@ func seccompProgram() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}
-	out := make([]byte, 0, 8*len(raw))
-	for _, r := range raw {
-		out = binary.NativeEndian.AppendUint16(out, r.Op)
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}
+
+// seccompProgram is the filter as the struct sock_filter array bwrap's
+// --seccomp reads.
+func seccompProgram() ([]byte, error) {
+	f, err := seccompFilter()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 8*len(f))
+	for _, r := range f {
+		out = binary.NativeEndian.AppendUint16(out, r.Code)
 		out = append(out, r.Jt, r.Jf)
 		out = binary.NativeEndian.AppendUint32(out, r.K)
 	}
