@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -40,7 +41,9 @@ func BenchmarkCallWarm(b *testing.B) {
 	if _, err := e.Load(code, sum); err != nil {
 		b.Fatal(err)
 	}
+	var d []time.Duration
 	for b.Loop() {
+		start := time.Now()
 		m, err := e.Load(code, sum)
 		if err != nil {
 			b.Fatal(err)
@@ -49,7 +52,16 @@ func BenchmarkCallWarm(b *testing.B) {
 		if err != nil || res.Returns[0] != 42 {
 			b.Fatalf("%v %+v", err, res)
 		}
+		d = append(d, time.Since(start))
 	}
+	reportPercentiles(b, d)
+}
+
+// reportPercentiles adds the p50 and p99 of one iteration to the output.
+func reportPercentiles(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(d[len(d)*99/100].Nanoseconds())/1e3, "p99-µs")
 }
 
 // BenchmarkCallWarmWASI is BenchmarkCallWarm for a module that imports
@@ -57,12 +69,16 @@ func BenchmarkCallWarm(b *testing.B) {
 func BenchmarkCallWarmWASI(b *testing.B) {
 	e := newTestEngine(b, EngineOptions{})
 	m := load(b, e, wasiWAT)
+	var d []time.Duration
 	for b.Loop() {
+		start := time.Now()
 		res, err := e.Run(context.Background(), m, Call{Function: "prestat", Params: []int64{3}, Limits: benchLimits})
 		if err != nil || res.Meter != "" {
 			b.Fatalf("%v %+v", err, res)
 		}
+		d = append(d, time.Since(start))
 	}
+	reportPercentiles(b, d)
 }
 
 const sumWAT = `(module
