@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -168,5 +169,49 @@ func TestCredentialInjectedAtBoundaryNeverSeenByAgent(t *testing.T) {
 	}
 	if used == 0 {
 		t.Fatal("credential use was not audited")
+	}
+}
+
+// A tool that reads a file holding the tenant's own credential, plain or
+// base64-encoded, returns it redacted: secret_scanning knows the vault's
+// values, not only provider formats. The value has no provider shape.
+func TestVaultValueInToolOutputIsRedacted(t *testing.T) {
+	const value = "tenant-own-secret-7d1c0b92e4f5a8"
+	dir := t.TempDir()
+	v, err := vault.Open(filepath.Join(dir, "vault"), vault.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.Put("t1", "own", vault.APIKey, []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+	place, _ := egress.HeaderPlacement("X-Key", "%s")
+	cred := egress.Credential{Name: "own", Hosts: []string{"api.example.com"}, Placement: place,
+		Secret: func() (*vault.Secret, error) { return v.Get("t1", "own") }}
+	claw, err := manifest.Parse([]byte(fmt.Sprintf(head, "")+`  identity: {inline: {personality: p, autonomy: autonomous}}`+fileTools+`
+  policies: [{inline: {rules: [{id: all, action: allow, scope: all}], secret_scanning: {enabled: true, scope: output, action: redact}}}]
+`), manifest.Options{File: "t.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := audit.Open(dir, audit.Options{Tenant: "t1"})
+	defer log.Close()
+	ap, _ := approval.Open(filepath.Join(dir, "approvals.db"), approval.Options{})
+	defer ap.Close()
+	k, err := New(Config{Tenant: "t1", Claw: claw, Workspace: filepath.Join(dir, "ws"), Audit: log, Approvals: ap, Credentials: []egress.Credential{cred}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	os.WriteFile(filepath.Join(dir, "ws", "leak"), []byte("plain "+value+" b64 "+base64.StdEncoding.EncodeToString([]byte(value))), 0o600)
+	args, _ := json.Marshal(map[string]any{"path": "leak"})
+	res, err := k.Call(context.Background(), ckp.ToolCallParams{Name: "read", Arguments: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := res.Content[0].Text
+	if strings.Contains(out, value) || strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(value))) || strings.Count(out, "[REDACTED:") != 2 {
+		t.Fatalf("the tenant's secret reached the agent: %q", out)
 	}
 }

@@ -238,7 +238,7 @@ func (k *Kernel) compileJob(mt manifest.Tool, t *tool, n narrowing) error {
 		if err := b.shell.check(mt.Exec); err != nil {
 			return fmt.Errorf("kernel: exec tool %q: %v", mt.Name, err)
 		}
-		cfg := sbx.Config{Level: b.level, Limits: b.limits}
+		cfg := sbx.Config{Level: b.level, Limits: b.limits, RequireAllLimits: b.requireAll}
 		cfg.Limits.Wall = t.timeout
 		mounts, err := b.jobMounts(n, k.rootDir)
 		if err != nil {

@@ -251,3 +251,12 @@ func TestCurlAvailableForKernelTests(t *testing.T) {
 		t.Fatal("curl is needed by the exec tool tests")
 	}
 }
+
+func TestRequireAllLimitsLabel(t *testing.T) {
+	requireLevel(t, sbx.LevelProcess)
+	_, err := fileFixture(t, allowAll+"  tools:\n"+execTool("t", `["/bin/true"]`)+`  sandbox: {inline: {level: process, labels: {clawkeep.dev/require-all-limits: maybe}}}
+`, nil)
+	if err == nil || !strings.Contains(err.Error(), "want true or false") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -47,6 +47,7 @@ import (
 	"github.com/clawkeep/clawkeep/internal/policy"
 	sbx "github.com/clawkeep/clawkeep/internal/sandbox"
 	"github.com/clawkeep/clawkeep/internal/sandbox/wasm"
+	"github.com/clawkeep/clawkeep/internal/scan"
 	"github.com/clawkeep/clawkeep/internal/tools"
 )
 
@@ -198,6 +199,16 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	if err := k.compile(c, rootDir); err != nil {
 		return fail(err)
+	}
+	if k.leaks != nil && len(cfg.Credentials) > 0 {
+		known, err := knownValues(cfg.Credentials)
+		if err != nil {
+			return fail(err)
+		}
+		k.leaks.det = scan.NewDetector(known)
+		for _, v := range known {
+			clear(v)
+		}
 	}
 	// A restart must not reset the daily budget: the audit chain knows
 	// what was spent today.

@@ -2,12 +2,15 @@ package kernel
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/clawkeep/clawkeep/internal/ckp"
+	"github.com/clawkeep/clawkeep/internal/egress"
 	"github.com/clawkeep/clawkeep/internal/manifest"
 	"github.com/clawkeep/clawkeep/internal/scan"
+	"github.com/clawkeep/clawkeep/internal/vault"
 )
 
 // leakScan applies policy secret_scanning: arguments leaving through a tool
@@ -22,6 +25,30 @@ type leakScan struct {
 	det           *scan.Detector // never nil
 	input, output bool
 	action        string // redact | block | warn
+}
+
+// knownValues reads the credentials' values once, so that secret_scanning
+// also finds the tenant's own secrets (raw and encoded) in arguments and
+// outputs. The detector keeps only their encoded forms; the caller wipes
+// what this returns. For basic credentials the password alone is known
+// too, since it may leak without the user name.
+func knownValues(creds []egress.Credential) ([][]byte, error) {
+	var out [][]byte
+	for _, c := range creds {
+		sec, err := c.Secret()
+		if err != nil {
+			return nil, fmt.Errorf("kernel: credential %q: %w", c.Name, err)
+		}
+		out = append(out, append([]byte(nil), sec.UnsafeBytes()...))
+		if sec.Type() == vault.Basic {
+			if _, pw, err := sec.Basic(); err == nil {
+				out = append(out, append([]byte(nil), pw.UnsafeBytes()...))
+				pw.Wipe()
+			}
+		}
+		sec.Wipe()
+	}
+	return out, nil
 }
 
 // compileLeakScan returns the first enabled secret_scanning setting, or nil.

@@ -22,17 +22,25 @@ import (
 // grant is what the manifest's sandbox allows tools: the in-process level
 // enforces it on built-ins, internal/sandbox on exec and wasm tools.
 type grant struct {
-	level     sbx.Level
-	limits    sbx.Limits // resource_limits, for exec tools
-	shell     shellRules
-	net       egress.Policy
-	http      *egress.Client // or nil when the network is denied
-	fsMode    string         // deny | read-only | scoped | full
-	mounts    []manifest.Mount
-	denied    []string
-	timeout   time.Duration // 0 = none
-	maxOutput int64
+	level  sbx.Level
+	limits sbx.Limits // resource_limits, for exec tools
+	// requireAll makes a limit the host cannot apply (a missing cgroup
+	// controller) refuse the job instead of being noted in its report.
+	requireAll bool
+	shell      shellRules
+	net        egress.Policy
+	http       *egress.Client // or nil when the network is denied
+	fsMode     string         // deny | read-only | scoped | full
+	mounts     []manifest.Mount
+	denied     []string
+	timeout    time.Duration // 0 = none
+	maxOutput  int64
 }
+
+// LabelRequireAllLimits on a sandbox ("true") makes resource limits the
+// host cannot apply fatal: the tool is refused rather than run with the
+// limit named in the audit's unapplied_limits.
+const LabelRequireAllLimits = "clawkeep.dev/require-all-limits"
 
 // NetworkPolicy is the egress policy a manifest sandbox grants; a nil
 // sandbox grants no network.
@@ -67,6 +75,13 @@ func newSandbox(s *manifest.Sandbox, exempt []netip.Prefix) (grant, error) {
 	}
 	if box.shell, err = newShellRules(s.Shell); err != nil {
 		return box, err
+	}
+	switch v := s.Labels[LabelRequireAllLimits]; v {
+	case "", "false":
+	case "true":
+		box.requireAll = true
+	default:
+		return box, fmt.Errorf("kernel: sandbox label %s: want true or false, not %q", LabelRequireAllLimits, v)
 	}
 	l := s.Limits
 	box.limits = sbx.Limits{
