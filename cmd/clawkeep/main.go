@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/clawkeep/clawkeep/internal/agent"
@@ -24,6 +25,7 @@ import (
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/kernel"
 	"github.com/clawkeep/clawkeep/internal/manifest"
+	"github.com/clawkeep/clawkeep/internal/vault"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -44,6 +46,7 @@ Usage:
   clawkeep vault put NAME --type T [--file F]       store a credential (value from stdin or F)
   clawkeep vault list | rm NAME | rotate-key --new-key-file F
   clawkeep scan secrets --jsonl                     find secrets in lines of {"text": ...}
+  clawkeep scan injection --jsonl [--threshold X]   find prompt injections in lines of {"text": ...}
   clawkeep sandbox run --level process|container|wasm [--memory-mb N] [--timeout D]
       [--cpu-seconds N] [--fuel N] [--network deny|allowlist] [--allow-host H]...
       [--mount PATH:ro|rw]... [--report json] -- COMMAND [ARG...] | MODULE.wasm [FUNCTION]
@@ -152,9 +155,30 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The vault opens only if the manifest binds credentials: a first start
+	// that needs none writes no master key.
+	var (
+		vaultOnce sync.Once
+		vlt       *vault.Vault
+		vaultErr  error
+	)
+	defer func() {
+		if vlt != nil {
+			vlt.Close()
+		}
+	}()
+	secrets := func(name string) (*vault.Secret, error) {
+		vaultOnce.Do(func() {
+			vlt, vaultErr = vault.Open(*dataDir, vault.Options{MasterKeyFile: os.Getenv("CLAWKEEP_MASTER_KEY_FILE")})
+		})
+		if vaultErr != nil {
+			return nil, vaultErr
+		}
+		return vlt.Get(*tenant, name)
+	}
 	h := agent.New(agent.Config{
 		Tenant: *tenant, DataDir: *dataDir, Manifest: pinned, Default: def,
-		Audit: log, Approvals: approvals, Decider: "operator (ckp stdio)",
+		Audit: log, Approvals: approvals, Decider: "operator (ckp stdio)", Secrets: secrets,
 	})
 	which := fmt.Sprintf("pinned manifest %s", *manifestPath)
 	if pinned == nil {

@@ -32,14 +32,15 @@ import (
 
 // Config is what a Handler serves with. The stores belong to the caller.
 type Config struct {
-	Tenant    string          // never empty
-	DataDir   string          // never empty; workspaces live under DataDir/workspace
-	Manifest  *manifest.Claw  // the manifest the operator pinned at start (--manifest), or nil
-	Default   *manifest.Claw  // without a pinned manifest: what a claw:// URI naming it selects, or nil
-	Audit     *audit.Log      // never nil
-	Approvals *approval.Store // never nil
-	Decider   string          // who approvals on this connection are attributed to, e.g. "operator (stdio)"
-	Exempt    []netip.Prefix  // egress exceptions for the operator's own services, or nil
+	Tenant    string            // never empty
+	DataDir   string            // never empty; workspaces live under DataDir/workspace
+	Manifest  *manifest.Claw    // the manifest the operator pinned at start (--manifest), or nil
+	Default   *manifest.Claw    // without a pinned manifest: what a claw:// URI naming it selects, or nil
+	Audit     *audit.Log        // never nil
+	Approvals *approval.Store   // never nil
+	Decider   string            // who approvals on this connection are attributed to, e.g. "operator (stdio)"
+	Exempt    []netip.Prefix    // egress exceptions for the operator's own services, or nil
+	Secrets   kernel.SecretFunc // the tenant's vault, for credentials the manifest binds; or nil
 	Now       func() time.Time
 }
 
@@ -66,6 +67,7 @@ func (h *Handler) Initialize(ctx context.Context, p ckp.InitializeParams) (ckp.A
 	k, err := kernel.New(kernel.Config{
 		Tenant: h.cfg.Tenant, Claw: claw, Workspace: workspace,
 		Audit: h.cfg.Audit, Approvals: h.cfg.Approvals, Exempt: h.cfg.Exempt, Now: h.cfg.Now,
+		Secrets: h.cfg.Secrets,
 	})
 	if err != nil {
 		return ckp.Agent{}, &ckp.Error{Code: ckp.CodeManifestInvalid, Message: "manifest cannot be enforced: " + strings.TrimPrefix(err.Error(), "kernel: ")}

@@ -22,12 +22,13 @@ import (
 // job is an exec or wasm tool: it runs outside the kernel's own code, in
 // the sandbox level the manifest asks for, never a weaker one.
 type job struct {
-	argv   []string    // exec: the command and leading arguments
-	box    sbx.Sandbox // exec: process or container
-	module *wasm.Module
-	fn     string
-	call   wasm.Call // wasm: the template each run copies
-	engine *wasm.Engine
+	network bool        // the job can reach the network
+	argv    []string    // exec: the command and leading arguments
+	box     sbx.Sandbox // exec: process or container
+	module  *wasm.Module
+	fn      string
+	call    wasm.Call // wasm: the template each run copies
+	engine  *wasm.Engine
 }
 
 // jobArgs is what a call passes to an exec or wasm tool.
@@ -218,6 +219,13 @@ func (k *Kernel) runJob(ctx context.Context, p ckp.ToolCallParams, t *tool, rec 
 		k.audit.AppendAsync(rec)
 		return nil, leak
 	}
+	text, inj := k.inspectOutput(ctx, t, text, rec)
+	if inj != nil {
+		rec.Outcome = "injection-blocked"
+		detail["reason"] = inj.Msg
+		k.audit.AppendAsync(rec)
+		return nil, inj
+	}
 	k.audit.AppendAsync(rec)
 	return &ckp.ToolCallResult{IsError: failed, Content: []ckp.Content{{Type: "text", Text: text}}}, nil
 }
@@ -252,7 +260,7 @@ func (k *Kernel) compileJob(mt manifest.Tool, t *tool, n narrowing) error {
 		if err != nil {
 			return fmt.Errorf("kernel: exec tool %q: %w", mt.Name, err)
 		}
-		t.job = &job{argv: mt.Exec, box: box}
+		t.job = &job{argv: mt.Exec, box: box, network: cfg.Network.Policy.Mode == egress.Allowlist || cfg.Network.Policy.Mode == egress.AllowAll}
 	case mt.WASM != nil:
 		if b.level != sbx.LevelWASM {
 			return fmt.Errorf("kernel: wasm tool %q needs sandbox level wasm, not %q", mt.Name, b.level)
@@ -276,7 +284,7 @@ func (k *Kernel) compileJob(mt manifest.Tool, t *tool, n narrowing) error {
 		if b.http != nil && n.network {
 			call.HTTP = b.http
 		}
-		t.job = &job{module: m, fn: mt.WASM.Function, call: call, engine: k.wasm}
+		t.job = &job{module: m, fn: mt.WASM.Function, call: call, engine: k.wasm, network: call.HTTP != nil}
 	}
 	return nil
 }

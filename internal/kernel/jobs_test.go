@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -21,11 +22,17 @@ import (
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/manifest"
 	sbx "github.com/clawkeep/clawkeep/internal/sandbox"
+	"github.com/clawkeep/clawkeep/internal/vault"
 )
 
 // fileFixture is a kernel over a manifest loaded from a directory, with
 // files (wasm modules) beside it.
 func fileFixture(t *testing.T, body string, files map[string][]byte, exempt ...netip.Prefix) (*fixture, error) {
+	t.Helper()
+	return fileFixtureCfg(t, body, files, func(c *Config) { c.Exempt = exempt })
+}
+
+func fileFixtureCfg(t *testing.T, body string, files map[string][]byte, mod func(*Config)) (*fixture, error) {
 	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir()}
 	mdir := filepath.Join(f.dir, "manifest")
@@ -46,7 +53,9 @@ func fileFixture(t *testing.T, body string, files map[string][]byte, exempt ...n
 		t.Fatal(err)
 	}
 	t.Cleanup(f.close)
-	f.k, err = New(Config{Tenant: "t1", Claw: claw, Workspace: filepath.Join(f.dir, "ws"), Audit: f.audit, Approvals: f.approvals, Exempt: exempt})
+	cfg := Config{Tenant: "t1", Claw: claw, Workspace: filepath.Join(f.dir, "ws"), Audit: f.audit, Approvals: f.approvals}
+	mod(&cfg)
+	f.k, err = New(cfg)
 	return f, err
 }
 
@@ -257,6 +266,73 @@ func TestRequireAllLimitsLabel(t *testing.T) {
 	_, err := fileFixture(t, allowAll+"  tools:\n"+execTool("t", `["/bin/true"]`)+`  sandbox: {inline: {level: process, labels: {clawkeep.dev/require-all-limits: maybe}}}
 `, nil)
 	if err == nil || !strings.Contains(err.Error(), "want true or false") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A credential bound in the manifest reaches the API through the proxy;
+// the exec tool, its output and the audit see only the placeholder, and a
+// host the binding does not name gets nothing.
+func TestManifestBoundCredentialSeenOnlyByTheAPI(t *testing.T) {
+	requireLevel(t, sbx.LevelProcess)
+	const token = "sk-bound-in-manifest-51f0c2"
+	var mu sync.Mutex
+	var seen []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Host+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		fmt.Fprint(w, "api ok")
+	}))
+	defer api.Close()
+	vdir := t.TempDir()
+	v, err := vault.Open(vdir, vault.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.Put("t1", "api", vault.Bearer, []byte(token)); err != nil {
+		t.Fatal(err)
+	}
+	body := allowAll + "  tools:\n" + execTool("fetch", `["/usr/bin/curl", "-sS", "-m", "5"]`) + `  sandbox:
+    inline:
+      level: process
+      labels:
+        clawkeep.dev/credential.api: '{"hosts": ["127.0.0.1"], "path_prefix": "/v1", "header": "Authorization", "format": "Bearer %s"}'
+      capabilities: {network: {mode: allow-all}}
+`
+	f, err := fileFixtureCfg(t, body, nil, func(c *Config) {
+		c.Exempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.Secrets = func(name string) (*vault.Secret, error) { return v.Get("t1", name) }
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.call("fetch", "", map[string]any{"args": []string{"-H", "Authorization: {{cred:api}}", api.URL + "/v1/x"}})
+	if err != nil || res.IsError || res.Content[0].Text != "api ok" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// Outside the path prefix the placeholder is refused, never sent.
+	res, err = f.call("fetch", "", map[string]any{"args": []string{"-sf", "-H", "Authorization: {{cred:api}}", api.URL + "/admin"}})
+	if err == nil && !res.IsError {
+		t.Fatalf("a request outside the binding was sent: %+v", res)
+	}
+	f.audit.Flush(context.Background())
+	recs, _ := f.audit.Tail(50)
+	for _, r := range recs {
+		for _, d := range r.Detail {
+			if strings.Contains(d, token) {
+				t.Fatal("the audit holds the token")
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || !strings.HasSuffix(seen[0], "Bearer "+token) {
+		t.Fatalf("the api saw %q", seen)
+	}
+	// Without a vault, a manifest that binds credentials is refused.
+	if _, err := fileFixture(t, body, nil); err == nil || !strings.Contains(err.Error(), "no vault") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -74,7 +74,11 @@ type Config struct {
 	// (placeholder {{cred:NAME}} in an http.fetch header), or nil. Their
 	// values never reach the agent, the tool's result or the audit.
 	Credentials []egress.Credential
-	Now         func() time.Time // test knob; nil = time.Now
+	// Secrets resolves the credentials the manifest's sandbox binds with
+	// clawkeep.dev/credential.NAME labels (from the tenant's vault), or
+	// nil: a manifest that binds credentials is then refused.
+	Secrets SecretFunc
+	Now     func() time.Time // test knob; nil = time.Now
 }
 
 // Kernel decides, runs and records tool calls for one agent.
@@ -94,9 +98,11 @@ type Kernel struct {
 	now           func() time.Time
 	quota         *quota
 	idem          *idempotency
-	callLimit     *rate.Limiter // or nil: policy rate_limits.tool_calls_per_minute
-	leaks         *leakScan     // or nil: policy secret_scanning is off
-	proxy         *egress.Proxy // or nil: no exec tool network and no credentials; built-ins dial through box.http directly
+	callLimit     *rate.Limiter   // or nil: policy rate_limits.tool_calls_per_minute
+	leaks         *leakScan       // or nil: policy secret_scanning is off
+	inj           *injectionGuard // or nil: policy prompt_injection is off
+	taint         taint           // what this agent's session has read
+	proxy         *egress.Proxy   // or nil: no exec tool network and no credentials; built-ins dial through box.http directly
 
 	mu        sync.Mutex
 	submitted chan struct{} // guarded by mu; closed and replaced whenever an approval is submitted
@@ -178,6 +184,14 @@ func New(cfg Config) (*Kernel, error) {
 		k.Close()
 		return nil, err
 	}
+	bound, err := credentialBindings(c.Sandbox, cfg.Secrets)
+	if err != nil {
+		return fail(err)
+	}
+	if len(bound) > 0 && cfg.Secrets == nil {
+		return fail(errors.New("kernel: the manifest binds credentials but no vault is open"))
+	}
+	cfg.Credentials = append(append([]egress.Credential{}, cfg.Credentials...), bound...)
 	k.creds = cfg.Credentials
 	if k.box.netEnabled() && (len(cfg.Credentials) > 0 || k.box.level == sbx.LevelProcess || k.box.level == sbx.LevelContainer) {
 		// Credentials are attached only by the egress proxy, so built-in
@@ -225,6 +239,9 @@ func New(cfg Config) (*Kernel, error) {
 func Check(c *manifest.Claw) error {
 	box, err := newSandbox(c.Sandbox, nil)
 	if err != nil {
+		return err
+	}
+	if _, err := credentialBindings(c.Sandbox, nil); err != nil {
 		return err
 	}
 	k := &Kernel{box: box, tools: map[string]*tool{}, rules: map[string]ruleExtra{}, rootDir: "/workspace"}
@@ -278,6 +295,11 @@ func (k *Kernel) compile(c *manifest.Claw, workspace string) error {
 		k.callLimit = rate.NewLimiter(rate.Limit(float64(callsPerMinute)/60), int(callsPerMinute))
 	}
 	k.leaks = compileLeakScan(c.Policies)
+	inj, err := compileInjection(c.Policies, c.Providers)
+	if err != nil {
+		return err
+	}
+	k.inj = inj
 	k.quota = &quota{}
 	if len(c.Providers) > 0 {
 		l := c.Providers[0].Limits
@@ -622,6 +644,8 @@ func (k *Kernel) call(ctx context.Context, p ckp.ToolCallParams, fp [32]byte) (*
 		why = "policy rule " + ruleID + " requires approval"
 	case t.narrow.approval != "":
 		why = "skill " + t.narrow.approval + " requires approval for its tools"
+	case side && k.inj != nil && k.inj.escalate && k.taint.reason(k.inj.escalateAt) != "":
+		why = k.taint.reason(k.inj.escalateAt)
 	case k.autonomy == manifest.Supervised && side && !(d.Action == policy.Allow && d.Explicit()):
 		why = "supervised identity: side-effecting tools need approval unless a rule allows them by name or category"
 	}

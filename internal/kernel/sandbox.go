@@ -247,6 +247,11 @@ func (k *Kernel) execute(ctx context.Context, p ckp.ToolCallParams, t *tool, rec
 			text = text[:k.box.maxOutput] + "\n[output truncated at max_output_bytes]"
 			rec.Detail["truncated"] = "true"
 		}
+		var inj *Error
+		if text, inj = k.inspectOutput(ctx, t, text, rec); inj != nil {
+			rec.Outcome, refusal = "injection-blocked", inj
+			break
+		}
 		result.Content = []ckp.Content{{Type: "text", Text: text}}
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		rec.Outcome = "timeout"

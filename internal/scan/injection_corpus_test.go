@@ -1,0 +1,139 @@
+package scan
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"sort"
+	"testing"
+)
+
+type corpusCase struct {
+	ID        string `json:"id"`
+	Text      string `json:"text"`
+	Injection bool   `json:"injection"`
+	Family    string `json:"family"`
+	Lang      string `json:"lang"`
+	Disguise  string `json:"disguise"`
+}
+
+func loadInjectionCorpus(t testing.TB) []corpusCase {
+	t.Helper()
+	f, err := os.Open("testdata/injection/corpus.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []corpusCase
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var c corpusCase
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+type tally struct{ tp, fp, fn, tn int }
+
+func (c tally) precision() float64 { return ratio(c.tp, c.tp+c.fp) }
+func (c tally) recall() float64    { return ratio(c.tp, c.tp+c.fn) }
+func (c tally) fpr() float64       { return ratio(c.fp, c.fp+c.tn) }
+func (c tally) f1() float64 {
+	p, r := c.precision(), c.recall()
+	if p+r == 0 {
+		return 0
+	}
+	return 2 * p * r / (p + r)
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// TestInjectionCorpus scores the detector on the independent corpus
+// (testdata/injection, written without reading the detector) and reports
+// precision, recall, F1 and the false-positive rate overall and by family,
+// language and disguise. Run with -v for the tables.
+func TestInjectionCorpus(t *testing.T) {
+	cases := loadInjectionCorpus(t)
+	d := NewInjectionDetector()
+	var all tally
+	byFamily, byLang, byDisguise := map[string]*tally{}, map[string]*tally{}, map[string]*tally{}
+	get := func(m map[string]*tally, k string) *tally {
+		if m[k] == nil {
+			m[k] = &tally{}
+		}
+		return m[k]
+	}
+	var missed, flagged []string
+	for _, c := range cases {
+		v := d.Scan(c.Text)
+		for _, s := range v.Spans {
+			if s[0] < 0 || s[1] > len(c.Text) || s[0] >= s[1] {
+				t.Fatalf("%s: span %v out of the text", c.ID, s)
+			}
+		}
+		switch {
+		case c.Injection && v.Injection:
+			all.tp++
+			get(byFamily, c.Family).tp++
+			get(byLang, c.Lang).tp++
+			get(byDisguise, c.Disguise).tp++
+		case c.Injection:
+			all.fn++
+			get(byFamily, c.Family).fn++
+			get(byLang, c.Lang).fn++
+			get(byDisguise, c.Disguise).fn++
+			missed = append(missed, c.ID)
+		case v.Injection:
+			all.fp++
+			get(byLang, c.Lang).fp++
+			get(byDisguise, c.Disguise).fp++
+			flagged = append(flagged, c.ID)
+		default:
+			all.tn++
+			get(byLang, c.Lang).tn++
+			get(byDisguise, c.Disguise).tn++
+		}
+	}
+	table := func(name string, m map[string]*tally) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		t.Logf("| %s | injections caught | recall | false positives | FPR |", name)
+		for _, k := range keys {
+			c := m[k]
+			t.Logf("| %s | %d/%d | %.3f | %d/%d | %.3f |", k, c.tp, c.tp+c.fn, c.recall(), c.fp, c.fp+c.tn, c.fpr())
+		}
+	}
+	t.Logf("overall: %d cases, precision %.3f, recall %.3f, F1 %.3f, FPR %.3f (tp %d fp %d fn %d tn %d)",
+		len(cases), all.precision(), all.recall(), all.f1(), all.fpr(), all.tp, all.fp, all.fn, all.tn)
+	table("family", byFamily)
+	table("lang", byLang)
+	table("disguise", byDisguise)
+	t.Logf("missed: %v", missed)
+	t.Logf("false positives: %v", flagged)
+	if len(cases) < 400 {
+		t.Fatalf("the corpus has %d cases; the issue asks for at least 400", len(cases))
+	}
+	// Floors below the figures recorded in docs/BENCHMARKS.md, so that a
+	// regression fails here; the issue's targets are recall 0.95 and FPR
+	// 0.02, and the benchmarks page says whether they are met.
+	if all.recall() < recallFloor || all.fpr() > fprCeiling {
+		t.Fatalf("recall %.3f (floor %.2f), FPR %.3f (ceiling %.2f)", all.recall(), recallFloor, all.fpr(), fprCeiling)
+	}
+}
+
+const (
+	recallFloor = 0.45
+	fprCeiling  = 0.09
+)
