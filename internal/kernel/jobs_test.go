@@ -17,7 +17,6 @@ import (
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
-	"github.com/clawkeep/clawkeep/internal/approval"
 	"github.com/clawkeep/clawkeep/internal/audit"
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/manifest"
@@ -46,14 +45,7 @@ func fileFixtureCfg(t *testing.T, body string, files map[string][]byte, mod func
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
-	if f.audit, err = audit.Open(f.dir, audit.Options{Tenant: "t1"}); err != nil {
-		t.Fatal(err)
-	}
-	if f.approvals, err = approval.Open(filepath.Join(f.dir, "approvals.db"), approval.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
-	cfg := Config{Tenant: "t1", Claw: claw, Workspace: filepath.Join(f.dir, "ws"), Audit: f.audit, Approvals: f.approvals}
+	cfg := f.openStores(claw)
 	mod(&cfg)
 	f.k, err = New(cfg)
 	return f, err

@@ -58,17 +58,26 @@ func (f *fixture) open(limits, body string, exempt ...netip.Prefix) {
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
-	if f.audit, err = audit.Open(f.dir, audit.Options{Tenant: "t1"}); err != nil {
-		t.Fatal(err)
-	}
-	if f.approvals, err = approval.Open(filepath.Join(f.dir, "approvals.db"), approval.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	f.k, err = New(Config{Tenant: "t1", Claw: claw, Workspace: filepath.Join(f.dir, "ws"), Audit: f.audit, Approvals: f.approvals, Exempt: exempt})
-	if err != nil {
+	cfg := f.openStores(claw)
+	cfg.Exempt = exempt
+	if f.k, err = New(cfg); err != nil {
 		t.Fatalf("kernel: %v", err)
 	}
-	t.Cleanup(f.close)
+}
+
+// openStores opens the fixture's audit chain and approval store and
+// returns a kernel config over them for claw; f.close closes them.
+func (f *fixture) openStores(claw *manifest.Claw) Config {
+	f.t.Helper()
+	var err error
+	if f.audit, err = audit.Open(f.dir, audit.Options{Tenant: "t1"}); err != nil {
+		f.t.Fatal(err)
+	}
+	if f.approvals, err = approval.Open(filepath.Join(f.dir, "approvals.db"), approval.Options{}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(f.close)
+	return Config{Tenant: "t1", Claw: claw, Workspace: filepath.Join(f.dir, "ws"), Audit: f.audit, Approvals: f.approvals}
 }
 
 func (f *fixture) close() {

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clawkeep/clawkeep/internal/approval"
-	"github.com/clawkeep/clawkeep/internal/audit"
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/manifest"
 )
@@ -184,12 +182,9 @@ spec:
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, dir: t.TempDir()}
-	f.audit, _ = audit.Open(f.dir, audit.Options{Tenant: "t1"})
-	f.approvals, _ = approval.Open(filepath.Join(f.dir, "approvals.db"), approval.Options{})
-	if f.k, err = New(Config{Tenant: "t1", Claw: claw, Workspace: filepath.Join(f.dir, "ws"), Audit: f.audit, Approvals: f.approvals}); err != nil {
+	if f.k, err = New(f.openStores(claw)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(f.close)
 	if _, err := f.call("echo", "", map[string]any{"text": "a quiet note"}); err != nil {
 		t.Fatalf("the model's clean verdict was not followed: %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +67,9 @@ func TestInjectionCorpus(t *testing.T) {
 	cases := loadInjectionCorpus(t)
 	d := NewInjectionDetector()
 	var all tally
+	// The odd-numbered half was shown to whoever tuned the patterns (the
+	// development split); the even half never was (held out).
+	split := map[string]*tally{"dev (odd ids)": {}, "held-out (even ids)": {}}
 	byFamily, byLang, byDisguise := map[string]*tally{}, map[string]*tally{}, map[string]*tally{}
 	get := func(m map[string]*tally, k string) *tally {
 		if m[k] == nil {
@@ -79,6 +84,20 @@ func TestInjectionCorpus(t *testing.T) {
 			if s[0] < 0 || s[1] > len(c.Text) || s[0] >= s[1] {
 				t.Fatalf("%s: span %v out of the text", c.ID, s)
 			}
+		}
+		half := split["held-out (even ids)"]
+		if n, _ := strconv.Atoi(strings.TrimPrefix(c.ID, "inj-")); n%2 == 1 {
+			half = split["dev (odd ids)"]
+		}
+		switch {
+		case c.Injection && v.Injection:
+			half.tp++
+		case c.Injection:
+			half.fn++
+		case v.Injection:
+			half.fp++
+		default:
+			half.tn++
 		}
 		switch {
 		case c.Injection && v.Injection:
@@ -117,6 +136,10 @@ func TestInjectionCorpus(t *testing.T) {
 	}
 	t.Logf("overall: %d cases, precision %.3f, recall %.3f, F1 %.3f, FPR %.3f (tp %d fp %d fn %d tn %d)",
 		len(cases), all.precision(), all.recall(), all.f1(), all.fpr(), all.tp, all.fp, all.fn, all.tn)
+	for _, k := range []string{"dev (odd ids)", "held-out (even ids)"} {
+		c := split[k]
+		t.Logf("%s: precision %.3f, recall %.3f, F1 %.3f, FPR %.3f (tp %d fp %d fn %d tn %d)", k, c.precision(), c.recall(), c.f1(), c.fpr(), c.tp, c.fp, c.fn, c.tn)
+	}
 	table("family", byFamily)
 	table("lang", byLang)
 	table("disguise", byDisguise)
