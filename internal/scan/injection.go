@@ -53,7 +53,9 @@ type InjectionVerdict struct {
 // (HTML comments, hidden elements, alt text, link targets).
 //
 // The detector folds the text into a normalised skeleton that undoes those
-// disguises, decodes embedded encodings one level deep, and matches a table
+// disguises, decodes embedded encodings one level deep (base64, hex runs and
+// "0xNN" byte lists, entities, %xx and \x escapes), reads text behind a
+// right-to-left override or a "read this backwards" cue reversed, and matches a table
 // of phrase fragments in ten languages with one Aho-Corasick automaton. Short
 // anchors combine by proximity ("ignore" shortly before "instructions",
 // with "previous" next to the object) so phrasings generalise without a
@@ -198,6 +200,7 @@ type injState struct {
 	decEsc        []int32 // prefix count of bytes that came from an escape
 	hidden        []int32 // [lo,hi) pairs in the original: comments, hidden elements
 	invisibleSeen bool
+	reverseCue    bool // the text asks to be read backwards
 }
 
 var injStatePool = sync.Pool{New: func() any { return new(injState) }}
@@ -207,6 +210,7 @@ func (st *injState) reset() {
 	st.hits = st.hits[:0]
 	st.hidden = st.hidden[:0]
 	st.invisibleSeen = false
+	st.reverseCue = false
 }
 
 func (t *injTables) scan(st *injState, text string) {
@@ -227,6 +231,14 @@ func (t *injTables) scan(st *injState, text string) {
 		t.match(st, injSegEscapes)
 	}
 	if st.decodeRuns(text) {
+		st.n.normalize(string(st.dec), true)
+		t.match(st, injSegRuns)
+	}
+	// Text written backwards behind a right-to-left override, or with a
+	// request to read it backwards, is matched once more reversed. Both
+	// cues are rare in honest text, so this costs nothing on prose.
+	if st.reverseCue || st.invisibleSeen && strings.Contains(text, "\u202e") {
+		st.reverseRunes(text)
 		st.n.normalize(string(st.dec), true)
 		t.match(st, injSegRuns)
 	}
@@ -279,6 +291,8 @@ func (t *injTables) match(st *injState, seg int) {
 			if !injInHost(out, ev.start, ev.end) {
 				st.disc = append(st.disc, ev.start, ev.end)
 			}
+		case injRoleReverse:
+			st.reverseCue = st.reverseCue || seg == injSegPlain
 		}
 	}
 	for j := range st.events {
@@ -371,7 +385,9 @@ func (t *injTables) pair(st *injState, seg, j int) {
 		}
 	}
 	w += mod + dest
-	if reverse {
+	if reverse && st.n.out[verb.start] < 0x80 {
+		// Object-before-verb is unusual in Latin-script languages; in
+		// Japanese and Korean the verb comes last anyway.
 		w *= g.revFactor
 	}
 	// Objects sharing one verb are one signal ("send the contents of").
@@ -446,7 +462,7 @@ func near(spans []int32, lo, hi, before, after int32) bool {
 func (st *injState) addHit(seg int, lo, hi int32, fam uint8, w float32, key int32) {
 	strong := near(st.strong, lo, hi, 200, 40)
 	weak := near(st.target, lo, hi, 120, 60)
-	disc := near(st.disc, lo, hi, 220, 80)
+	disc := near(st.disc, lo, hi, 220, 120)
 	switch {
 	case disc && strong:
 		w *= 0.75
@@ -461,6 +477,11 @@ func (st *injState) addHit(seg int, lo, hi int32, fam uint8, w float32, key int3
 		w += 0.3
 	case weak:
 		w += 0.15
+	}
+	if !strong && st.quotedBoth(lo, hi) {
+		// A phrase in quotation marks is named, not spoken:
+		// "why 'ignore all previous instructions' still works".
+		w *= 0.5
 	}
 	// Map the skeleton span back.
 	n := &st.n
@@ -477,7 +498,8 @@ func (st *injState) addHit(seg int, lo, hi int32, fam uint8, w float32, key int3
 		olo, ohi = st.decLo[olo], st.decHi[ohi-1]
 		smuggled = true
 	case injSegRuns:
-		olo, ohi = st.decLo[olo], st.decHi[ohi-1]
+		// min and max: reversed text maps its first byte to the end.
+		olo, ohi = min(st.decLo[olo], st.decLo[ohi-1]), max(st.decHi[olo], st.decHi[ohi-1])
 		smuggled = true
 	}
 	if smuggled {
@@ -486,6 +508,47 @@ func (st *injState) addHit(seg int, lo, hi int32, fam uint8, w float32, key int3
 		st.hits = append(st.hits, injHit{lo: olo, hi: ohi, fam: injFamSmuggling, w: min(1, 0.6*w+0.2), key: key})
 	}
 	st.hits = append(st.hits, injHit{lo: olo, hi: ohi, fam: fam, w: min(1, w), key: key})
+}
+
+// quotedBoth reports a span that opens a quotation: a quotation mark right
+// before it, not after a letter (so not "don't"), closed by the same mark
+// on the same line shortly after the span: a short quoted phrase.
+func (st *injState) quotedBoth(lo, hi int32) bool {
+	out := st.n.out
+	var q byte
+	for i := lo - 1; i >= 0 && i >= lo-2; i-- {
+		// Not backticks: a command in backticks is still a command.
+		if c := out[i]; c == '"' || c == '\'' {
+			if i == 0 || !normIsLetter(out[i-1]) {
+				q = c
+			}
+			break
+		}
+	}
+	if q == 0 {
+		return false
+	}
+	for i := hi; i < int32(len(out)) && i < hi+32 && out[i] != '\n'; i++ {
+		if out[i] == q {
+			return true
+		}
+	}
+	return false
+}
+
+// reverseRunes writes text into st.dec rune by rune in reverse order, each
+// rune mapped to its place in text.
+func (st *injState) reverseRunes(text string) {
+	st.dec, st.decLo, st.decHi = st.dec[:0], st.decLo[:0], st.decHi[:0]
+	for i := len(text); i > 0; {
+		_, n := utf8.DecodeLastRuneInString(text[:i])
+		for k := i - n; k < i; k++ {
+			st.dec = append(st.dec, text[k])
+			st.decLo = append(st.decLo, int32(i-n))
+			st.decHi = append(st.decHi, int32(i))
+		}
+		i -= n
+	}
 }
 
 // quoted reports a quotation mark right before the span or right after it.
@@ -709,7 +772,7 @@ func injHasPrefixFold(s, p string) bool {
 
 var injSensitiveWords = []string{"{", "}", "$", "<", "%7b", "%24", "data=", "secret", "token", "key=",
 	"password", "passwd", "conversation", "history", "chat", "prompt", "memory", "email=", "cookie",
-	"session", "ssn", "[", "info=", "exfil", "leak", "payload", "content="}
+	"session", "ssn", "[", "info=", "exfil", "leak", "payload", "content=", "email", "user_", "name="}
 
 func injSensitiveQuery(q string) bool {
 	var buf [256]byte
@@ -1041,7 +1104,58 @@ func (st *injState) decodeRuns(text string) bool {
 		st.decLo = append(st.decLo, int32(hi), int32(hi))
 		st.decHi = append(st.decHi, int32(hi), int32(hi))
 	}
+	st.decodeHexBytes(text)
 	return len(st.dec) > 0
+}
+
+// decodeHexBytes finds runs of at least eight "0xNN" bytes separated by
+// spaces or commas, as a C array or a hex dump prints them, and appends the
+// decoded text to st.dec like decodeRuns does.
+func (st *injState) decodeHexBytes(text string) {
+	var buf [4096]byte
+	for i := 0; i < len(text); {
+		k := strings.Index(text[i:], "0x")
+		if k < 0 {
+			return
+		}
+		lo, j, n := i+k, i+k, 0
+		for j+4 <= len(text) && text[j] == '0' && text[j+1] == 'x' && n < len(buf) {
+			h, l := injHexVal(text[j+2]), injHexVal(text[j+3])
+			if h < 0 || l < 0 || j+4 < len(text) && injHexVal(text[j+4]) >= 0 {
+				break
+			}
+			buf[n] = byte(h<<4 | l)
+			n++
+			j += 4
+			for j < len(text) && (text[j] == ' ' || text[j] == ',') {
+				j++
+			}
+		}
+		i = max(j, lo+2)
+		if n < 8 || !injPrintable(buf[:n]) {
+			continue
+		}
+		for _, c := range buf[:n] {
+			st.dec = append(st.dec, c)
+			st.decLo = append(st.decLo, int32(lo))
+			st.decHi = append(st.decHi, int32(j))
+		}
+		st.dec = append(st.dec, '\n', '\n')
+		st.decLo = append(st.decLo, int32(j), int32(j))
+		st.decHi = append(st.decHi, int32(j), int32(j))
+	}
+}
+
+func injHexVal(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }
 
 var injB64 = func() (t [256]bool) {

@@ -157,6 +157,6 @@ func TestInjectionCorpus(t *testing.T) {
 }
 
 const (
-	recallFloor = 0.45
-	fprCeiling  = 0.09
+	recallFloor = 0.70
+	fprCeiling  = 0.035
 )

@@ -27,6 +27,7 @@ const (
 	injRoleTarget       // addressed to an AI: boosts nearby hits when no discussion is near
 	injRoleTargetStrong // unmistakably addressed to an AI reading the text
 	injRoleDiscuss
+	injRoleReverse // asks the reader to read the text backwards
 )
 
 // Family indexes; injFamilyNames gives the exported strings.
@@ -53,6 +54,7 @@ const (
 	injGroupExfil
 	injGroupTool
 	injGroupMoney
+	injGroupGrant
 	injGroupCount
 )
 
@@ -64,10 +66,11 @@ type injGroupSpec struct {
 
 var injGroups = [injGroupCount]injGroupSpec{
 	injGroupOverride: {injFamOverride, 56, 32, 0.85},
-	injGroupDisclose: {injFamDisclosure, 44, 24, 0.8},
-	injGroupExfil:    {injFamExfil, 48, 16, 0.7},
-	injGroupTool:     {injFamTool, 24, 0, 0},
-	injGroupMoney:    {injFamTool, 24, 0, 0},
+	injGroupDisclose: {injFamDisclosure, 44, 48, 0.8}, // ja/ko put the verb after a long object
+	injGroupExfil:    {injFamExfil, 64, 16, 0.7},
+	injGroupTool:     {injFamTool, 40, 32, 0.9},
+	injGroupMoney:    {injFamTool, 32, 24, 0.9},
+	injGroupGrant:    {injFamTool, 40, 32, 0.9},
 }
 
 type injPattern struct {
@@ -105,6 +108,7 @@ func injPatternTable() []injPattern {
 	injToolPatterns(&l)
 	injFakeTurnPatterns(&l)
 	injContextPatterns(&l)
+	injReversePatterns(&l)
 	return l
 }
 
@@ -114,7 +118,7 @@ func injOverridePatterns(l *injPatternList) {
 	l.groupRole(g, injRoleVerb, 0.2,
 		"ignore*", "disregard*", "forget*", "overlook*", "look past", "pay no heed to", "never mind", "nevermind", "override*", "bypass*", "disobey*", "overrule*",
 		"pay no attention to", "do not follow", "don't follow", "dont follow", "stop following",
-		"no longer follow", "set aside", "throw away", "throw out", "discard*", "supersede*",
+		"no longer follow", "set aside", "throw away", "throw out", "discard*", "laisse tomber", "lascia perdere",
 		"circumvent*", "neglect*", "abandon*", "skip*", "drop", "cancel*", "void", "nullify",
 		"overwrite*", "replace*", "erase*", "reset*", "delete*",
 		// es
@@ -145,7 +149,11 @@ func injOverridePatterns(l *injPatternList) {
 		"instruction*", "directive*", "system prompt*", "prompt*", "guardrail*", "programming",
 		"system message*", "safety guideline*", "safety rule*", "content polic*", "what you were told",
 		"everything above", "everything before", "everything you were told", "all of the above",
-		"everything i said", "everything you know",
+		"everything i said", "everything you know", "current task", "what the user asked", "the user's request", "the user's question",
+		"the original task",
+		"demande de l'utilisateur", "peticion del usuario", "lo que te haya pedido", "richiesta dell'utente",
+		"pedido do usuario", "anfrage des nutzers", "задание пользователя", "запрос пользователя",
+		"用户的要求", "用户的请求", "用戶的要求", "ユーザーの依頼", "ユーザーの指示", "사용자의 요청",
 		// es
 		"instrucciones", "instrucción", "indicaciones", "directrices", "órdenes", "reglas",
 		// fr
@@ -165,9 +173,13 @@ func injOverridePatterns(l *injPatternList) {
 		// ko
 		"지시", "지침", "명령", "규칙", "프롬프트", "설정",
 	)
+	// "Everything above" with the modifier built in.
+	l.groupRole(g, injRoleObject, 0.3, "todo lo anterior", "tout ce qui précède", "alles vorherige", "alles bisherige",
+		"tudo o que foi dito", "tudo acima", "tutto quanto sopra", "tutto ciò che precede", "всё вышесказанное",
+		"все вышесказанное", "以上所有", "上記のすべて", "上記すべて", "위의 모든")
 	l.groupRole(g, injRoleObject, 0.15,
 		"rule*", "guideline*", "direction*", "command*", "constraint*", "restriction*", "guidance",
-		"the user's request", "the user's question", "the original task", "your task", "protocol*",
+		"your task", "protocol*",
 		"context", "polic*", "orders", "training", "the above", "safety", "limitation*", "filter*")
 	// Modifiers next to the object.
 	l.groupRole(g, injRoleMod, 0.35,
@@ -190,6 +202,13 @@ func injOverridePatterns(l *injPatternList) {
 		"이전", "모든", "위의", "앞의", "기존", "시스템", "당신의",
 	)
 	// Whole phrases that override on their own.
+	l.phrases(injFamOverride, 0.3, "supersedes your", "supersede your", "no longer counts", "no longer applies",
+		"ya no cuenta", "ne compte plus", "zählt nicht mehr", "não conta mais", "non conta più", "больше не важно",
+		"不再重要", "もう関係ない", "더 이상 중요하지")
+	l.phrases(injFamOverride, 0.45, "your new task", "your next task", "your only task", "tu nueva tarea",
+		"ta nouvelle tâche", "votre nouvelle tâche", "deine neue aufgabe", "sua nova tarefa", "seu novo objetivo",
+		"il tuo nuovo compito", "твоя новая задача", "ваша новая задача", "你的新任务", "你的新任務",
+		"新しいタスク", "新しい任務", "새로운 임무", "새로운 작업")
 	l.phrases(injFamOverride, 0.4, "override:", "new directive", "new directives", "new rule:", "new policy:",
 		"new guidance", "safety protocols off", "safety off", "filters off", "guardrails off")
 	l.phrases(injFamOverride, 0.55, "your new instructions", "your new task is", "your new goal is",
@@ -203,6 +222,11 @@ func injOverridePatterns(l *injPatternList) {
 		"the user has granted", "the user has given permission", "you have permission to", "updated instructions", "do not mention this", "don't mention this",
 		"instead, you must", "instead you must", "you must now", "from now on you will", "from now on, you will",
 		"the user has authorized", "this is an authorized request", "the user wants you to")
+	// Pretexts that pre-empt a confirmation step.
+	l.phrases(injFamOverride, 0.3, "for debugging purposes", "for testing purposes", "already authorized", "already authorised", "already approved",
+		"authorised maintenance", "authorized maintenance", "ya está autorizado", "déjà autorisé",
+		"bereits genehmigt", "bereits autorisiert", "já está autorizado", "già autorizzato", "это согласовано",
+		"уже одобрено", "已经批准", "已獲批准", "已经授权", "承認済み", "이미 승인")
 	l.phrases(injFamOverride, 0.45,
 		"nuevas instrucciones", "nouvelles instructions", "neue anweisungen", "novas instruções",
 		"nuove istruzioni", "новые инструкции", "新的指令", "新指令", "新しい指示", "새로운 지시")
@@ -235,6 +259,16 @@ func injRolePatterns(l *injPatternList) {
 		"sin restricciones", "sans restrictions", "ohne einschränkungen", "sem restrições", "senza restrizioni",
 		"без ограничений", "没有任何限制", "無制限", "제한 없이")
 	l.phrases(f, 0.25, "act as", "you are a", "roleplay", "hypothetically", "developer mode")
+	l.phrases(f, 0.55, "your new persona", "new persona", "disable your safety", "turn off your safety",
+		"without safety guidelines", "removed all of its filters", "removed its filters", "your safety layer",
+		"what your creators forbid", "answers everything", "i am your developer", "i'm your developer",
+		"i am your creator", "nueva personalidad", "nouvelle personnalité", "neue persona", "nova persona",
+		"nuova personalità", "новая личность", "新的人格", "新しい人格", "새로운 페르소나")
+	l.phrases(f, 0.4, "has no rules", "no content policy", "never refuse", "never refuses", "respond only as",
+		"without refusing", "nunca te niegues", "ne refuse jamais", "verweigere niemals", "nunca recuse",
+		"non rifiutare mai", "никогда не отказывай", "永远不要拒绝", "絶対に断らない", "절대 거절하지")
+	l.phrases(f, 0.3, "let's play a game", "authorisation code", "authorization code", "stay in that role",
+		"for the rest of the conversation", "safety guidelines", "you may now")
 }
 
 func injDisclosurePatterns(l *injPatternList) {
@@ -268,13 +302,27 @@ func injDisclosurePatterns(l *injPatternList) {
 		"confidential instructions", "secret instructions", "system instructions", "your instructions",
 		"the text above", "the words above", "everything above", "the instructions above", "prompt above",
 		"instructions you were given", "your directives", "full prompt", "entire prompt", "whole prompt", "your hidden", "your initial", "your prompt",
-		"prompt del sistema", "instrucciones del sistema", "tus instrucciones", "prompt système", "tes instructions",
+		"prompt del sistema", "prompt de sistema", "instrucciones del sistema", "tus instrucciones", "prompt système", "tes instructions",
 		"vos instructions", "systemprompt", "systemanweisung*", "deine anweisungen", "prompt do sistema",
 		"suas instruções", "prompt di sistema", "le tue istruzioni", "системный промпт", "системные инструкции",
 		"системное сообщение", "свои инструкции", "твои инструкции", "系统提示", "系統提示", "系统指令", "你的指令",
 		"初始指令", "システムプロンプト", "あなたの指示", "初期指示", "시스템 프롬프트", "너의 지시", "당신의 지시",
 	)
-	l.groupRole(g, injRoleObject, 0.2, "your rules", "your guidelines", "your configuration", "your context",
+	l.groupRole(g, injRoleObject, 0.3, "you were given", "you were told", "were you told", "you have been told",
+		"above this line", "above this one", "por encima de esta", "au-dessus de cette", "über dieser zeile",
+		"oberhalb dieser", "acima desta", "sopra questa", "выше этой", "上面的全部", "上面的所有", "より上",
+		"上に書かれ", "위에 있는", "위의 내용", "hidden instructions", "instrucciones ocultas",
+		"instructions cachées", "versteckten anweisungen", "instruções ocultas", "istruzioni nascoste",
+		"скрытые указания", "скрытые инструкции", "隐藏的指示", "隱藏的指示", "隠された指示", "숨겨진 지시",
+		"system message", "message système", "mensaje del sistema", "mensagem do sistema",
+		"messaggio di sistema", "systemnachricht", "instrucciones de sistema", "istruzioni di sistema",
+		"instructions système", "instruções do sistema")
+	l.groupRole(g, injRoleVerb, 0.2, "copia", "copie", "recopie", "recopier", "kopiere", "скопируй", "复制", "複製",
+		"コピー", "복사", "ripetere", "repetir", "répéter", "wiederholen", "повторить")
+	l.phrases(injFamDisclosure, 0.2, "mot pour mot", "palabra por palabra", "tal cual", "wort für wort",
+		"palavra por palavra", "parola per parola", "дословно", "слово в слово", "原样", "逐字", "一字一句",
+		"そのまま", "한 글자도", "one character per line", "the secret key")
+	l.groupRole(g, injRoleObject, 0.2, "context window", "your rules", "your guidelines", "your configuration", "your context",
 		"your system", "your programming", "the above text", "above text")
 	l.phrases(injFamDisclosure, 0.7, "repeat the words above", "repeat everything above", "output everything above",
 		"print everything above", "repeat your system prompt", "print your system prompt", "reveal your system prompt")
@@ -287,15 +335,16 @@ func injExfilPatterns(l *injPatternList) {
 	l.groupRole(g, injRoleVerb, 0.2,
 		"send*", "forward*", "export*", "post", "upload*", "transmit*", "exfiltrate*", "leak*", "email", "copy",
 		"append*", "include", "embed*", "encode*", "submit*", "attach*", "paste", "relay",
+		"reveal*", "put them", "put it", "mail", "write it into", "post request", "get request", "http request", "fetch", "collect*", "zip",
 		"envía", "envia", "manda", "envoie", "envoyez", "transfère", "sende", "schicke", "schick", "invia", "manda",
 		"отправь", "отправьте", "перешли", "发送", "發送", "发给", "發給", "送信", "送って", "보내",
 	)
 	l.groupRole(g, injRoleObject, 0.2,
 		"contents of", "the contents", "all files", "password*", "passwd", "credential*", "api key*", "apikey",
-		"secret*", "token*", "ssh key*", "private key*", ".env", "env file", "environment variable*",
+		"secret*", "token*", "_key", "_token", "_secret", "_password", "api_key", "ssh key*", "private key*", ".env", "env file", "environment variable*",
 		"conversation history", "chat history", "the conversation", "this conversation", "user data",
 		"personal data", "personal information", "cookie*", "session*", "id_rsa", "/etc/passwd",
-		"aws_secret", "their emails", "all emails", "the inbox", "inbox", "memory", "previous messages",
+		"aws_secret", "email address*", "phone number*", "home address", "full name", "card number", "their emails", "all emails", "the inbox", "inbox", "memory", "previous messages",
 		"credit card*", "ssn", "social security", "contacts", "address book", "bank details", "2fa code*", "otp", "verification code",
 		"contraseña", "mot de passe", "passwort", "senha", "пароль", "密码", "密碼", "パスワード", "비밀번호",
 		"clave", "credenciales", "identifiants", "zugangsdaten", "учетные данные", "凭证", "認証情報",
@@ -305,7 +354,10 @@ func injExfilPatterns(l *injPatternList) {
 		"to the following address", "to this address", "to this email", "to the email", "to this webhook",
 		"to the webhook", "webhook", "?data=", "?q=", "to my server", "to the server", "to attacker",
 		"to the endpoint", "via http", "via curl", "pastebin", "requestbin", "ngrok", "burpcollaborator",
-		"interact.sh", "webhook.site", "pipedream", "to this endpoint", "to the following email")
+		"interact.sh", "webhook.site", "pipedream", "to this endpoint", "to the following email",
+		"in a link", "into a link", "query parameter*", "public paste", "paste.", "in the url", "into the url")
+	l.phrases(injFamExfil, 0.4, "email it to", "mail it to", "send it to", "forward it to", "upload it to",
+		"as query parameters", "in a markdown link", "put them in a link", "in the query string")
 	l.phrases(injFamExfil, 0.3, "enter their password", "enter your password here", "verify your password at")
 	l.phrases(injFamExfil, 0.3, "send the contents of")
 	l.phrases(injFamExfil, 0.45, "exfiltrate", "send all the", "upload the contents",
@@ -315,27 +367,53 @@ func injExfilPatterns(l *injPatternList) {
 
 func injToolPatterns(l *injPatternList) {
 	f := injFamTool
-	l.groupRole(injGroupTool, injRoleVerb, 0.15, "invoke", "execute", "trigger", "make a request to")
-	l.groupRole(injGroupTool, injRoleObject, 0.15, "tool", "plugin", "shell", "terminal")
-	l.groupRole(injGroupMoney, injRoleVerb, 0.2, "transfer*", "wire", "send", "pay", "deposit", "move")
+	l.groupRole(injGroupTool, injRoleVerb, 0.2, "invoke", "execute", "trigger", "make a request to", "call",
+		"use the", "run the", "usa", "utilise", "appelle", "rufe", "chiama", "вызови", "используй", "调用", "調用",
+		"使用", "呼び出", "호출", "사용")
+	l.groupRole(injGroupTool, injRoleObject, 0.15, "tool", "plugin", "shell", "terminal", "herramienta",
+		"ferramenta", "outil", "werkzeug", "strumento", "инструмент", "工具", "ツール", "도구")
+	// Tool names written as identifiers: a state-changing verb and an underscore.
+	l.groupRole(injGroupTool, injRoleObject, 0.25, "transfer_", "delete_", "update_", "approve_", "grant_",
+		"send_", "remove_", "dns_", "wire_", "pay_", "drop_", "exec_", "run_")
+	l.groupRole(injGroupGrant, injRoleVerb, 0.2, "grant", "give me", "give them", "make me", "make them", "add me",
+		"adds", "dale", "dar", "donne",
+		"donnez", "gib", "gewähre", "conceda", "dai", "concedi", "выдай", "дай", "предоставь", "授予", "给予",
+		"給予", "付与", "부여")
+	l.groupRole(injGroupGrant, injRoleObject, 0.2, "owner permission*", "owner role", "owner access", "write access",
+		"full access", "as a collaborator", "as collaborator", "admin", "administrator", "as owner", "role=owner", "as a maintainer",
+		"as maintainer", "superuser", "permisos de administrador", "droits d'administrateur", "droits admin",
+		"adminrechte", "administratorrechte", "permissões de administrador", "permessi di amministratore",
+		"права администратора", "管理员权限", "管理員權限", "管理者権限", "관리자 권한")
+	l.groupRole(injGroupMoney, injRoleVerb, 0.2, "transfer*", "wire", "send", "pay", "deposit",
+		"transferir", "transfiere", "mandar", "manda", "virer", "vire", "überweise*", "bonifica", "trasferisci",
+		"переведи", "перевести", "转账", "轉賬", "送金", "송금", "이체")
 	l.groupRole(injGroupMoney, injRoleObject, 0.2, "$", "usd", "eur", "btc", "bitcoin", "ether", "funds", "money",
-		"payment", "€", "£", "crypto")
+		"payment", "€", "£", "crypto", "元", "円", "₽", "рубл*", "euros", "dollars", "만 원", "원을")
 	l.groupRole(injGroupMoney, injRoleDest, 0.25, "to account", "to the account", "iban", "wallet", "to this address",
-		"account number", "routing number")
-	l.phrases(f, 0.55, "rm -rf", "powershell -enc", "download and execute", "download and run", "grant admin",
-		"make me an admin", "make me admin", "disable two-factor", "disable 2fa", "disable mfa",
+		"account number", "routing number", "cuenta", "conta", "compte", "konto", "conto", "счет", "счёт",
+		"账户", "賬戶", "口座", "계좌", "to_account")
+	// Naming a privilege is not asking for it: these only add to a request.
+	l.phrases(f, 0.2, "administrator privileges", "admin privileges", "admin rights", "admin access", "root access")
+	l.phrases(f, 0.2, "without asking", "without confirmation", "without reviewing", "without asking for confirmation",
+		"approved it in advance", "merge it yourself", "dns record",
+		"all employees", "sin pedir confirmación", "sin confirmación", "sans confirmation", "sans demander",
+		"ohne bestätigung", "ohne rückfrage", "sem pedir confirmação", "sem confirmação", "senza conferma",
+		"без подтверждения", "无需确认", "無需確認", "確認不要", "확인 절차는 필요 없", "확인 없이")
+	l.phrases(f, 0.4, "rm -rf")
+	l.phrases(f, 0.2, "approve every", "approve all")
+	l.phrases(f, 0.55, "powershell -enc", "download and execute", "download and run", "grant admin",
+		"make me an admin", "make me admin", "rm -rf /", "rm -rf ~", "disable two-factor", "disable 2fa", "disable mfa",
 		"disable the firewall", "turn off the firewall", "| bash", "| sh", "|bash", "|sh")
 	l.phrases(f, 0.45, "delete the repository", "delete the database", "delete all files", "delete all emails",
 		"delete all the", "drop table", "drop database", "format c:", "wipe the", "invoke-expression", "iex(",
 		"disable logging", "disable security", "disable the security", "disable the antivirus",
-		"administrator privileges", "admin privileges", "admin rights", "admin access", "root access",
 		"forward this email to", "forward these emails", "create an api key", "git push --force",
 		"approve the transaction", "approve the payment", "approve the pull request", "merge the pull request",
 		"transfer all", "change the password", "reset the password", "add me as", "invite me as",
 		"grant access", "grant me access", "grant full access", "elevate privileges", "sudo ")
 	l.phrases(f, 0.35, "send an email to", "send a message to", "send an email", "delete all", "delete every",
 		"execute the following", "run the following command", "run this command", "base64 -d", "create a new user",
-		"wire transfer", "invoke the", "use the tool", "call the tool", "chmod +x", "curl http", "wget http",
+		"wire transfer", "invoke the", "role=admin", "role=owner", "use the tool", "call the tool", "chmod +x", "curl http", "wget http",
 		"envía un correo", "envoie un email", "sende eine e-mail", "envie um e-mail", "invia un'email",
 		"отправь письмо", "发送邮件", "發送郵件", "メールを送", "이메일을 보내",
 		"elimina todos", "supprime tous", "lösche alle", "exclua todos", "elimina tutti", "удали все", "删除所有", "すべて削除", "모두 삭제")
@@ -353,6 +431,9 @@ func injFakeTurnPatterns(l *injPatternList) {
 		"</assistant>", "<user>", "</user>", "\nsystem (", "{\"role\": \"system\"", "{\"role\":\"system\"",
 		"\"role\": \"system\"", "message from the system administrator", "\nsistema:", "\nsystème:",
 		"\nсистема:", "\n系统:", "\n系統:", "\nシステム:", "\n시스템:")
+	// Field names and notices also appear in honest docs: these need company.
+	l.phrases(f, 0.45, "function_result:", "tool_result:", "function result:", "tool result:", "tool output:")
+	l.phrases(f, 0.3, "next_action", "system notice", "[system", "system alert", "security notice:")
 	l.phrases(f, 0.55, "=== system", "--- system", "*** system", "] system:", "### system", "system override:")
 	l.phrases(f, 0.2, "\nuser:", "\nhuman:", "\nai:")
 	l.phrases(f, 0.3, "\nassistant:", "### response:", "\nadmin:",
@@ -370,7 +451,13 @@ func injContextPatterns(l *injPatternList) {
 		"attention ai", "ai agents reading", "ai reading this", "to any ai", "to the ai", "note to the ai",
 		"note for the ai", "ai assistant reading", "ai agent reading", "llm reading", "assistant reading this",
 		"message for the ai", "instructions for the ai", "instructions for ai", "if you are an ai agent",
-		"hey claude", "hey chatgpt", "hey assistant", "attention assistant", "attention: ai", "attention llm")
+		"hey claude", "hey chatgpt", "hey assistant", "attention assistant", "attention: ai", "attention llm",
+		"note to the assistant", "note for the assistant", "assistant processing", "agent reading",
+		"agents reading", "ai agents:", "ai agent:",
+		"models summarizing", "models reading", "summarizing this page", "asistente que lea", "al asistente",
+		"para el asistente", "l'ia qui lit", "attention de l'ia", "agent ia", "agente de ia", "agente ia",
+		"ki-agent*", "an die ki", "an alle ki", "per l'assistente", "all'assistente", "ии-агент*", "для ии",
+		"本页面的ai", "ai助手", "ai代理", "aiエージェント", "ai 에이전트", "에이전트에게", "에이전트는")
 	l.add(injRoleTarget, 0, injGroupNone, 0,
 		"assistant", "ai assistant", "ai agent", "ai model", "language model", "llm", "chatbot",
 		"claude", "chatgpt", "gpt-", "copilot", "ai system", "ai bot",
@@ -380,14 +467,19 @@ func injContextPatterns(l *injPatternList) {
 		"for example", "e.g.", "such as", "attacker*", "adversar*", "researcher*", "prompt injection*",
 		"injection attack*", "indirect injection", "jailbreak attempt*", "jailbreak prompt*", "phrases like",
 		"phrase like", "strings like", "text like", "known as", "malicious", "payload*", "example of",
-		"examples of", "red team*", "red-team*", "vulnerab*", "mitigat*", "defend*", "defense*", "defence*",
-		"detect*", "classifier*", "might write", "could write", "may write", "might say", "may contain",
-		"might contain", "instructions like", "commands like", "a common", "technique*", "owasp",
+		"examples of", "training example*", "fine-tuning", "chat template*", "red team*", "red-team*", "vulnerab*", "mitigat*", "defend*", "defense*", "defence*",
+		"detect*", "classifier*", "might write", "could write", "may write", "might say", "instructions like", "commands like", "a common", "technique*", "owasp",
 		"security researcher*", "quoted", "study", "studies", "paper", "attack", "attacks", "benchmark*",
 		"dataset*", "experiment*", "evaluat*", "undefended", "hypothetical attack",
 		"por ejemplo", "par exemple", "zum beispiel", "por exemplo", "ad esempio", "например", "例如", "例えば", "예를 들어",
 		"inyección de prompt", "injection de prompt", "prompt-injection", "injeção de prompt", "промпт-инъекц*",
 		"提示注入", "プロンプトインジェクション", "프롬프트 인젝션")
+}
+
+func injReversePatterns(l *injPatternList) {
+	l.add(injRoleReverse, 0, injGroupNone, 0, "backwards", "read this in reverse", "reversed text", "al revés",
+		"à l'envers", "rückwärts", "de trás para frente", "al contrario", "задом наперёд", "наоборот", "倒着读",
+		"倒過來", "逆から読", "거꾸로")
 }
 
 // injNegations, right before a verb, cancel it ("do not ignore"). They and

@@ -407,11 +407,38 @@ func (n *normText) foldRune(r rune, lo, hi int32, next bool) {
 		n.letter(c, lo, hi, next)
 		return
 	}
+	if n.pendKind != 0 && normCJK(r) {
+		n.joinCJK(r)
+	}
 	var buf [utf8.UTFMax]byte
 	k := utf8.EncodeRune(buf[:], r)
 	n.other(buf[:k], lo, hi)
 	n.wordLetters = true
 }
+
+// joinCJK drops the separator pending before r when it stands between two
+// CJK characters: "调 用" and "こ.の.行" are spaced out the way "i g n o r e"
+// is. Chinese and Japanese do not put spaces between words, so any run of
+// spaces on one line goes; Korean does, so there only a lone '.' or '-'
+// between syllables goes.
+func (n *normText) joinCJK(r rune) {
+	prev, _ := utf8.DecodeLastRune(n.out)
+	if !normCJK(prev) {
+		return
+	}
+	punct := n.pendKind == normPunctKind && n.pendN == 1
+	space := n.pendKind == normSpaceKind && !n.pendNL && !normHangul(r) && !normHangul(prev)
+	if punct || space {
+		n.pendKind, n.pendN, n.pendNL = 0, 0, false
+	}
+}
+
+// normCJK reports Han ideographs, kana and Hangul syllables.
+func normCJK(r rune) bool {
+	return r >= 0x4E00 && r <= 0x9FFF || r >= 0x3400 && r <= 0x4DBF || r >= 0x3040 && r <= 0x30FF || normHangul(r)
+}
+
+func normHangul(r rune) bool { return r >= 0xAC00 && r <= 0xD7A3 }
 
 // normInvisible reports characters that render as nothing: format
 // controls (zero-width space and joiners, word joiner, BOM, soft hyphen,
