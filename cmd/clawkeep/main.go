@@ -121,17 +121,6 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "clawkeep: internal error: embedded manifest: %v\n", err)
 		return 2
 	}
-	var pinned *manifest.Claw
-	if *manifestPath != "" {
-		if pinned, err = manifest.Load(*manifestPath); err != nil {
-			fmt.Fprintf(stderr, "clawkeep: %v\n", err)
-			return 1
-		}
-		if err := kernel.Check(pinned); err != nil {
-			fmt.Fprintf(stderr, "clawkeep: %s: %v\n", *manifestPath, err)
-			return 1
-		}
-	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		fmt.Fprintf(stderr, "clawkeep: data dir: %v\n", err)
 		return 2
@@ -142,6 +131,25 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer log.Close()
+	var pinned *manifest.Claw
+	if *manifestPath != "" {
+		// A manifest refused here (a wasm module that is not the pinned
+		// one, a level this host cannot give) is recorded, then run stops.
+		if pinned, err = manifest.Load(*manifestPath); err == nil {
+			if err = kernel.Check(pinned); err != nil {
+				err = fmt.Errorf("%s: %w", *manifestPath, err)
+			}
+		}
+		if err != nil {
+			reason := err.Error()
+			if len(reason) > 1024 {
+				reason = reason[:1024] + "..."
+			}
+			log.Append(context.Background(), audit.Record{Tenant: *tenant, Event: "manifest", Decision: "refused", Detail: map[string]string{"reason": reason}})
+			fmt.Fprintf(stderr, "clawkeep: %v\n", err)
+			return 1
+		}
+	}
 	approvals, err := approval.Open(filepath.Join(*dataDir, "approvals.db"), approval.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "clawkeep: %v\n", err)

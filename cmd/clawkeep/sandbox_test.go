@@ -100,3 +100,42 @@ func TestSandboxRunRefusesVM(t *testing.T) {
 		t.Fatalf("%+v %d", rep, code)
 	}
 }
+
+// A wasm module that is not the one the manifest pins is refused before
+// anything compiles it, with both hashes named, and the refusal is in the
+// audit chain.
+func TestTamperedModuleRefusedAndAudited(t *testing.T) {
+	dir := t.TempDir()
+	code, err := wasmtime.Wat2Wasm(`(module (func (export "_start")))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "tool.wasm"), code, 0o644)
+	pinned := strings.Repeat("ab", 32) // the hash of some other module
+	manifestPath := filepath.Join(dir, "claw.yaml")
+	os.WriteFile(manifestPath, []byte(`claw: "0.3.0"
+kind: Claw
+metadata: {name: pinned}
+spec:
+  identity: {inline: {personality: p}}
+  providers:
+    - inline: {protocol: custom, endpoint: "http://x.example", model: m, auth: {type: none}}
+  tools:
+    - inline: {name: t, description: d, input_schema: {type: object}, labels: {clawkeep.dev/wasm: tool.wasm, clawkeep.dev/wasm-sha256: `+pinned+`}}
+  sandbox: {inline: {level: wasm}}
+`), 0o644)
+	data := t.TempDir()
+	var stderr bytes.Buffer
+	cmd := exec.Command(binPath, "run", "--manifest", manifestPath, "--data-dir", data)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("a tampered module was accepted")
+	}
+	if !strings.Contains(stderr.String(), "the manifest pins "+pinned) {
+		t.Fatalf("the refusal does not name the hashes: %s", stderr.String())
+	}
+	out, err := exec.Command(binPath, "audit", "tail", "--data-dir", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "manifest") || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), pinned) {
+		t.Fatalf("not audited: %v %s", err, out)
+	}
+}

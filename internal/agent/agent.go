@@ -61,7 +61,7 @@ func New(cfg Config) *Handler { return &Handler{cfg: cfg} }
 func (h *Handler) Initialize(ctx context.Context, p ckp.InitializeParams) (ckp.Agent, error) {
 	claw, err := h.settle(p.Manifest)
 	if err != nil {
-		return ckp.Agent{}, err
+		return ckp.Agent{}, h.refused(ctx, err)
 	}
 	workspace := filepath.Join(h.cfg.DataDir, "workspace", claw.Identity.Name)
 	k, err := kernel.New(kernel.Config{
@@ -70,7 +70,7 @@ func (h *Handler) Initialize(ctx context.Context, p ckp.InitializeParams) (ckp.A
 		Secrets: h.cfg.Secrets,
 	})
 	if err != nil {
-		return ckp.Agent{}, &ckp.Error{Code: ckp.CodeManifestInvalid, Message: "manifest cannot be enforced: " + strings.TrimPrefix(err.Error(), "kernel: ")}
+		return ckp.Agent{}, h.refused(ctx, &ckp.Error{Code: ckp.CodeManifestInvalid, Message: "manifest cannot be enforced: " + strings.TrimPrefix(err.Error(), "kernel: ")})
 	}
 	h.mu.Lock()
 	if h.kernel != nil {
@@ -88,6 +88,21 @@ func (h *Handler) Initialize(ctx context.Context, p ckp.InitializeParams) (ckp.A
 		a.Capabilities = []string{"tools"}
 	}
 	return a, nil
+}
+
+// refused records a manifest the runtime would not run (a module whose
+// sha256 is not the pinned one, a level the host cannot give) and returns
+// err. The reason is cut short: it names fields and hashes, not contents.
+func (h *Handler) refused(ctx context.Context, err error) error {
+	reason := err.Error()
+	if len(reason) > 1024 {
+		reason = reason[:1024] + "..."
+	}
+	// If the chain cannot record it, the refusal still stands.
+	h.cfg.Audit.Append(context.WithoutCancel(ctx), audit.Record{
+		Tenant: h.cfg.Tenant, Event: "manifest", Decision: "refused", Detail: map[string]string{"reason": reason},
+	})
+	return err
 }
 
 // settle decides which manifest this connection runs. A pinned manifest
