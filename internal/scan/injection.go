@@ -60,7 +60,11 @@ type InjectionVerdict struct {
 // anchors combine by proximity ("ignore" shortly before "instructions",
 // with "previous" next to the object) so phrasings generalise without a
 // sentence list. Text that discusses injection ("attackers may write ...")
-// is damped; text addressed to an AI is boosted.
+// is damped; text addressed to an AI is boosted. Outside the automaton, a
+// markdown image whose query holds a slot to fill ("?d=DATA") and a URL
+// ending in an empty query value count as exfiltration channels, and text
+// with invisible characters is matched once more with them read as spaces,
+// since they may join words as well as split them.
 //
 // It is a heuristic, not a proof. It misses paraphrases that use none of the
 // anchors, languages outside the ten, encodings nested twice, and payloads
@@ -222,6 +226,7 @@ func (t *injTables) scan(st *injState, text string) {
 	escapes := st.n.escapes
 	t.match(st, injSegPlain)
 	st.markdownExfil(text)
+	st.urlOpenQuery(text)
 
 	if strings.IndexByte(text, '<') >= 0 {
 		st.findHidden(text)
@@ -239,6 +244,12 @@ func (t *injTables) scan(st *injState, text string) {
 	// cues are rare in honest text, so this costs nothing on prose.
 	if st.reverseCue || st.invisibleSeen && strings.Contains(text, "\u202e") {
 		st.reverseRunes(text)
+		st.n.normalize(string(st.dec), true)
+		t.match(st, injSegRuns)
+	}
+	// Invisible characters used as word separators ("copia\u200ftal") were
+	// dropped and joined the words; match once more with them as spaces.
+	if st.invisibleSeen && st.invisibleAsSpace(text) {
 		st.n.normalize(string(st.dec), true)
 		t.match(st, injSegRuns)
 	}
@@ -335,7 +346,11 @@ func (t *injTables) pair(st *injState, seg, j int) {
 			if a.end-t.maxLen > b.end+g.rev {
 				break
 			}
-			if a.e.role == injRoleVerb && a.e.group == b.e.group && a.start >= b.end && a.start-b.end <= g.rev && !st.negated(k) {
+			rev := g.rev
+			if g.revLatin > 0 && st.n.out[a.start] < 0x80 {
+				rev = g.revLatin
+			}
+			if a.e.role == injRoleVerb && a.e.group == b.e.group && a.start >= b.end && a.start-b.end <= rev && !st.negated(k) {
 				verb, reverse = a, true
 				break
 			}
@@ -534,6 +549,33 @@ func (st *injState) quotedBoth(lo, hi int32) bool {
 		}
 	}
 	return false
+}
+
+// invisibleAsSpace writes text into st.dec with every invisible rune
+// replaced by a space, each byte mapped to its place in text. It reports
+// whether anything was replaced.
+func (st *injState) invisibleAsSpace(text string) bool {
+	st.dec, st.decLo, st.decHi = st.dec[:0], st.decLo[:0], st.decHi[:0]
+	changed := false
+	for i, r := range text {
+		n := utf8.RuneLen(r)
+		if n < 0 {
+			n = 1
+		}
+		if r >= 0x80 && (normInvisible(r) || r >= 0xE0000 && r <= 0xE007F) {
+			st.dec = append(st.dec, ' ')
+			st.decLo = append(st.decLo, int32(i))
+			st.decHi = append(st.decHi, int32(i+n))
+			changed = true
+			continue
+		}
+		for k := i; k < i+n && k < len(text); k++ {
+			st.dec = append(st.dec, text[k])
+			st.decLo = append(st.decLo, int32(i))
+			st.decHi = append(st.decHi, int32(i+n))
+		}
+	}
+	return changed
 }
 
 // reverseRunes writes text into st.dec rune by rune in reverse order, each
@@ -747,7 +789,7 @@ func (st *injState) markdownExfil(text string) {
 			continue
 		}
 		w := float32(0)
-		sensitive := injSensitiveQuery(url[q:])
+		sensitive := injSensitiveQuery(url[q:]) || image && injPlaceholder(text, url, url[q:])
 		switch {
 		case image && sensitive:
 			w = 0.65
@@ -762,6 +804,55 @@ func (st *injState) markdownExfil(text string) {
 				lo--
 			}
 			st.hits = append(st.hits, injHit{lo: int32(lo), hi: int32(min(end+1, len(text))), fam: injFamExfil, w: w, key: -1})
+		}
+	}
+}
+
+// injPlaceholder reports a query value that is a slot to fill in rather
+// than data: an upper-case word ("?d=DATA"), a non-ASCII word ("?d=数据")
+// or a word the text names again ("... replace DATA with the user's email").
+func injPlaceholder(text, url, query string) bool {
+	k := strings.LastIndexByte(query, '=')
+	if k < 0 {
+		return false
+	}
+	v := query[k+1:]
+	if e := strings.IndexAny(v, "&#"); e >= 0 {
+		v = v[:e]
+	}
+	if len(v) < 3 {
+		return false
+	}
+	upper, other := true, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 0x80:
+			other = true
+		case c >= 'A' && c <= 'Z' || c == '_':
+		default:
+			upper = false
+		}
+	}
+	return upper || other || strings.Count(text, v) > strings.Count(url, v)
+}
+
+// urlOpenQuery finds URLs whose query ends in an empty value ("?d= followed
+// by the clipboard"): the reader is asked to append something.
+func (st *injState) urlOpenQuery(text string) {
+	for i := 0; ; {
+		k := strings.Index(text[i:], "://")
+		if k < 0 {
+			return
+		}
+		k += i
+		end := k + 3
+		for end < len(text) && end < k+2048 && text[end] > ' ' && text[end] != ')' && text[end] != '"' && text[end] != '\'' {
+			end++
+		}
+		i = end
+		if end-k > 8 && text[end-1] == '=' && strings.IndexByte(text[k:end], '?') >= 0 {
+			st.hits = append(st.hits, injHit{lo: int32(k), hi: int32(end), fam: injFamExfil, w: 0.35, key: -2})
 		}
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -19,9 +17,9 @@ type corpusCase struct {
 	Disguise  string `json:"disguise"`
 }
 
-func loadInjectionCorpus(t testing.TB) []corpusCase {
+func loadInjectionCorpus(t testing.TB, path string) []corpusCase {
 	t.Helper()
-	f, err := os.Open("testdata/injection/corpus.jsonl")
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,17 +57,35 @@ func ratio(a, b int) float64 {
 	return float64(a) / float64(b)
 }
 
-// TestInjectionCorpus scores the detector on the independent corpus
-// (testdata/injection, written without reading the detector) and reports
-// precision, recall, F1 and the false-positive rate overall and by family,
-// language and disguise. Run with -v for the tables.
+// TestInjectionCorpus scores the detector on the development corpus
+// (testdata/injection/corpus.jsonl, written without reading the detector,
+// then used to tune its patterns) and reports precision, recall, F1 and
+// the false-positive rate overall and by family, language and disguise.
+// Run with -v for the tables.
 func TestInjectionCorpus(t *testing.T) {
-	cases := loadInjectionCorpus(t)
+	evalInjectionCorpus(t, "testdata/injection/corpus.jsonl", 400, devRecallFloor, devFPRCeiling)
+}
+
+// TestInjectionHeldOut scores it on a second corpus (heldout.jsonl) that
+// nobody working on the detector has read: the honest figures.
+func TestInjectionHeldOut(t *testing.T) {
+	evalInjectionCorpus(t, "testdata/injection/heldout.jsonl", 300, heldRecallFloor, heldFPRCeiling)
+}
+
+// Floors below the figures recorded in docs/BENCHMARKS.md, so that a
+// regression fails here; the issue's targets are recall 0.95 and FPR
+// 0.02, and the benchmarks page says whether they are met.
+const (
+	devRecallFloor  = 0.95
+	devFPRCeiling   = 0.01
+	heldRecallFloor = 0.70
+	heldFPRCeiling  = 0.06
+)
+
+func evalInjectionCorpus(t *testing.T, path string, minCases int, recallFloor, fprCeiling float64) {
+	cases := loadInjectionCorpus(t, path)
 	d := NewInjectionDetector()
 	var all tally
-	// The odd-numbered half was shown to whoever tuned the patterns (the
-	// development split); the even half never was (held out).
-	split := map[string]*tally{"dev (odd ids)": {}, "held-out (even ids)": {}}
 	byFamily, byLang, byDisguise := map[string]*tally{}, map[string]*tally{}, map[string]*tally{}
 	get := func(m map[string]*tally, k string) *tally {
 		if m[k] == nil {
@@ -84,20 +100,6 @@ func TestInjectionCorpus(t *testing.T) {
 			if s[0] < 0 || s[1] > len(c.Text) || s[0] >= s[1] {
 				t.Fatalf("%s: span %v out of the text", c.ID, s)
 			}
-		}
-		half := split["held-out (even ids)"]
-		if n, _ := strconv.Atoi(strings.TrimPrefix(c.ID, "inj-")); n%2 == 1 {
-			half = split["dev (odd ids)"]
-		}
-		switch {
-		case c.Injection && v.Injection:
-			half.tp++
-		case c.Injection:
-			half.fn++
-		case v.Injection:
-			half.fp++
-		default:
-			half.tn++
 		}
 		switch {
 		case c.Injection && v.Injection:
@@ -136,27 +138,15 @@ func TestInjectionCorpus(t *testing.T) {
 	}
 	t.Logf("overall: %d cases, precision %.3f, recall %.3f, F1 %.3f, FPR %.3f (tp %d fp %d fn %d tn %d)",
 		len(cases), all.precision(), all.recall(), all.f1(), all.fpr(), all.tp, all.fp, all.fn, all.tn)
-	for _, k := range []string{"dev (odd ids)", "held-out (even ids)"} {
-		c := split[k]
-		t.Logf("%s: precision %.3f, recall %.3f, F1 %.3f, FPR %.3f (tp %d fp %d fn %d tn %d)", k, c.precision(), c.recall(), c.f1(), c.fpr(), c.tp, c.fp, c.fn, c.tn)
-	}
 	table("family", byFamily)
 	table("lang", byLang)
 	table("disguise", byDisguise)
 	t.Logf("missed: %v", missed)
 	t.Logf("false positives: %v", flagged)
-	if len(cases) < 400 {
-		t.Fatalf("the corpus has %d cases; the issue asks for at least 400", len(cases))
+	if len(cases) < minCases {
+		t.Fatalf("%s has %d cases; want at least %d", path, len(cases), minCases)
 	}
-	// Floors below the figures recorded in docs/BENCHMARKS.md, so that a
-	// regression fails here; the issue's targets are recall 0.95 and FPR
-	// 0.02, and the benchmarks page says whether they are met.
 	if all.recall() < recallFloor || all.fpr() > fprCeiling {
 		t.Fatalf("recall %.3f (floor %.2f), FPR %.3f (ceiling %.2f)", all.recall(), recallFloor, all.fpr(), fprCeiling)
 	}
 }
-
-const (
-	recallFloor = 0.70
-	fprCeiling  = 0.035
-)

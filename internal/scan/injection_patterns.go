@@ -61,16 +61,17 @@ const (
 type injGroupSpec struct {
 	fam       uint8
 	fwd, rev  int32   // bytes allowed between verb and object, in each order
+	revLatin  int32   // if set, rev for a verb in Latin script
 	revFactor float32 // object-before-verb is weaker evidence in English
 }
 
 var injGroups = [injGroupCount]injGroupSpec{
-	injGroupOverride: {injFamOverride, 56, 32, 0.85},
-	injGroupDisclose: {injFamDisclosure, 44, 48, 0.8}, // ja/ko put the verb after a long object
-	injGroupExfil:    {injFamExfil, 64, 16, 0.7},
-	injGroupTool:     {injFamTool, 40, 32, 0.9},
-	injGroupMoney:    {injFamTool, 32, 24, 0.9},
-	injGroupGrant:    {injFamTool, 40, 32, 0.9},
+	injGroupOverride: {injFamOverride, 56, 32, 0, 0.85},
+	injGroupDisclose: {injFamDisclosure, 44, 48, 0, 0.8}, // ja/ko put the verb after a long object
+	injGroupExfil:    {injFamExfil, 64, 64, 16, 0.7},     // ja/ko: object, URL, then the verb
+	injGroupTool:     {injFamTool, 40, 32, 0, 0.9},
+	injGroupMoney:    {injFamTool, 32, 24, 0, 0.9},
+	injGroupGrant:    {injFamTool, 40, 32, 0, 0.9},
 }
 
 type injPattern struct {
@@ -109,6 +110,7 @@ func injPatternTable() []injPattern {
 	injFakeTurnPatterns(&l)
 	injContextPatterns(&l)
 	injReversePatterns(&l)
+	injExtraPatterns(&l)
 	return l
 }
 
@@ -492,3 +494,113 @@ var injNegations = []string{
 	"nunca", "jamais", "niemals", "não", "non", "никогда", "не ", "不要", "别", "別", "絶対に"}
 
 var injWeakMods = []string{"all", "any", "every", "former"}
+
+// injExtraPatterns widens the anchors: more verbs and objects per group,
+// covert-action cues, template tokens and decoding requests. Each entry is a
+// short anchor, so it generalises over phrasings rather than sentences.
+func injExtraPatterns(l *injPatternList) {
+	og := injGroupOverride
+	l.groupRole(og, injRoleObject, 0.25, "the above")
+	l.groupRole(og, injRoleObject, 0.3, "what you were told", "everything you were told",
+		"what you have been told", "what your operator", "your operator", "was man dir", "ce qu'on t'a dit",
+		"lo que te dijeron", "o que te disseram", "ti è stato detto", "ti hanno detto", "что тебе говорили",
+		"ce qu'on vous a dit", "was dir gesagt wurde", "lo que te han dicho", "o que lhe disseram")
+	l.phrases(injFamOverride, 0.45, "your new instruction", "highest-priority instruction", "highest priority instruction",
+		"top priority instruction", "treat this paragraph as", "treat this text as", "treat the result as",
+		"the assistant should now", "the assistant must now", "the model should now", "the agent must now",
+		"the agent should now", "agents must now")
+	l.phrases(injFamOverride, 0.35, "no need to show", "no need to tell", "no need to mention", "without showing",
+		"hide this from", "keep this from the user", "sin avisar", "sin decírselo", "sans le dire", "sans prévenir",
+		"ohne es zu erwähnen", "mit keinem wort", "sem avisar", "sem contar", "senza dirlo", "senza avvisare",
+		"не говоря пользователю", "не сообщай", "不要告诉用户", "不要告訴用戶", "伝えないこと", "伝えないで", "알리지 마")
+	l.phrases(injFamOverride, 0.25, "from now on", "de ahora en adelante", "désormais", "ab sofort", "d'ora in poi",
+		"da questo momento", "a partir de agora", "отныне", "从现在起", "今後は", "앞으로는")
+
+	// Personas.
+	l.phrases(injFamRole, 0.3, "unfiltered", "no limits", "safe mode", "full privileges", "with full privileges")
+	l.phrases(injFamRole, 0.45, "immerse yourself", "the role of another", "machiavellian",
+		"without any limits", "with no limits", "sans aucune limite", "sans limite", "sans filtre",
+		"ohne jede einschränkung", "ohne einschränkung", "senza limiti", "sin límites", "sin filtros", "sem limites",
+		"sem filtros", "без фильтров", "без границ", "没有限制", "不受限制", "制限なし", "制限のない", "제한 없는",
+		"セーフモード", "안전 모드", "bleib in dieser rolle", "reste dans ce rôle", "mantente en el papel")
+	l.phrases(injFamRole, 0.5, "pretend you are my", "pretend to be my", "restrictions have been lifted",
+		"restrictions are lifted", "restrictions lifted", "制限が解除", "限制已解除", "제한이 해제")
+
+	// Disclosure.
+	dg := injGroupDisclose
+	l.groupRole(dg, injRoleVerb, 0.2, "escrib*", "scrivi*", "écris", "écrivez", "schreib*", "escreva", "напиши",
+		"cuáles son", "qual è", "quali sono", "quelles sont", "welche sind", "quais são", "каковы", "是什么")
+	l.groupRole(dg, injRoleVerb, 0.2, "quote*")
+	l.phrases(injFamDisclosure, 0.4, "what were you told", "what have you been told", "what did they tell you")
+	l.groupRole(dg, injRoleObject, 0.25, "api key*", "api token*", "access token*", "credentials")
+	l.groupRole(dg, injRoleObject, 0.3, "hidden rules", "secret rules", "rules you follow", "you operate under",
+		"上記の内容", "上面的内容", "以上内容", "上記の指示", "before this conversation", "hidden prompt", "the prompt that", "defines your behavio*", "your operator",
+		"in your instructions", "te dio tu", "que te dio", "que te dieron", "tu operador", "ton opérateur",
+		"dein betreiber", "seu operador", "il tuo operatore", "твой оператор", "il tuo prompt", "ton prompt",
+		"tu prompt", "dein prompt", "seu prompt")
+
+	// Exfiltration.
+	eg := injGroupExfil
+	l.groupRole(eg, injRoleVerb, 0.2, "envie", "enviar", "envíe", "envoyer", "envoie", "senden", "sende", "inviare",
+		"отправить", "загрузи", "sube", "subir", "carica", "téléverse", "lade", "送って", "보내고", "보내세요",
+		"送信", "上传", "上傳", "アップロード", "업로드", "render*",
+		"reenvía", "reenvia", "reenvie", "leite", "weiterleiten", "inoltra", "encaminhe", "转发", "轉發", "転送", "전달")
+	l.groupRole(eg, injRoleObject, 0.2, "~/.ssh", "~/.aws", ".aws/credentials", "authorized_keys", "clipboard",
+		"private*", "inhalt von", "den inhalt", "contenido de", "el contenido",
+		"contenu de", "le contenu", "conteúdo d", "o conteúdo", "contenuto di", "il contenuto", "содержим*",
+		"内容", "中身", "내용", "the user's last message", "user's messages",
+		"todos los correos", "tous les e-mails", "tous les courriels", "alle e-mails", "alle mails",
+		"todos os e-mails", "tutte le email", "все письма", "所有邮件", "すべてのメール", "모든 이메일",
+		"bandeja de entrada", "boîte de réception", "posteingang", "caixa de entrada", "posta in arrivo",
+		"входящие", "收件箱", "受信トレイ", "받은 편지함", "historial", "historique", "verlauf", "histórico", "cronologia", "истори*", "聊天记录", "对话记录", "履歴", "대화 기록")
+	l.groupRole(eg, injRoleDest, 0.25, "http*", "a https", "à https", "an https", "para https", "to https")
+	l.phrases(injFamExfil, 0.45, "invisible image", "tracking pixel", "1x1 image", "image invisible", "unsichtbares bild",
+		"imagen invisible", "immagine invisibile", "imagem invisível", "невидимое изображение", "隐形图片", "見えない画像")
+	l.phrases(injFamExfil, 0.3, "public paste", "paste them into", "paste it into", "paste the result", "url-encoded", "url encoded", "urlencoded", "render this image", "add this image",
+		"append this image", "replacing", "cambiando", "remplaçant", "ersetze", "trocando", "sostituendo",
+		"заменив", "换成", "替换", "置き換え", "바꿔")
+
+	// Tool hijack.
+	l.groupRole(injGroupTool, injRoleVerb, 0.2, "using the", "through the", "with the", "via the")
+	l.groupRole(injGroupTool, injRoleObject, 0.25, "create_", "add_", "set_", "invite_", "share_", "refund_",
+		"disable_", "push_", "merge_", "email_", "post_", "write_")
+	l.phrases(injFamTool, 0.4, "authorized_keys", "authorised_keys") // setup guides name it too
+	l.phrases(injFamTool, 0.25, "merge it", "approve it", "as reviewed", "mark it as approved")
+	l.phrases(injFamTool, 0.4, "to every contact", "to all contacts", "to all employees", "to every employee",
+		"to all users", "to every user")
+	l.phrases(injFamTool, 0.3, ".bashrc", ".zshrc", ".profile", "crontab", "without reviewing", "without checking",
+		"without asking for confirmation", "without confirmation")
+	l.phrases(injFamTool, 0.35, "approve and merge", "branch protection", "push directly", "force push", "force-push",
+		"calendar invite", "every pending", "all pending",
+		"full privileges", "administratorrechte", "administrator rights", "acesso de administrador",
+		"permessi di amministratore", "授予管理员", "log in at")
+	l.groupRole(injGroupMoney, injRoleVerb, 0.2, "refund*", "reembols*", "rembourse*", "erstatte*", "rimborsa*", "верни")
+	l.groupRole(injGroupMoney, injRoleObject, 0.2, "order #", "card ", "to card", "to the card")
+	l.groupRole(injGroupGrant, injRoleVerb, 0.2, "erteile", "assegna", "conceda", "concede", "accorde", "otorga", "назначь")
+	l.groupRole(injGroupGrant, injRoleObject, 0.25, "administratorrechte", "acesso de administrador",
+		"permessi di amministratore", "maintainer", "admin rights", "admin role", "admin privileges", "administrator privileges")
+
+	// Fake turns and notices.
+	l.phrases(injFamFakeTurn, 0.7, "<start_of_turn>", "<end_of_turn>", "<|begin_of_text|>", "<|eom_id|>", "[/system]")
+	l.phrases(injFamFakeTurn, 0.5, "=== message from", "--- message from", "message from the platform",
+		"### système", "\nsystème :", "\nsysteme :", "システム:", "アシスタント:", "시스템:", "어시스턴트:", "系统：", "助手:")
+
+	// Smuggling: asking the reader to decode and obey.
+	l.phrases(injFamDisclosure, 0.35, "one character per line", "one letter per line", "in your instructions")
+	l.phrases(injFamSmuggling, 0.45, "and do what it says", "do what it says", "decode and comply", "decode and execute",
+		"decode and follow", "decode and run", "join the bracketed", "join the fragments", "decodifica y", "décode et", "dekodiere und", "decodifique e",
+		"decodifica e", "расшифруй и", "解码并", "デコードして", "디코딩하고")
+
+	// Encodings and plain verbs that tutorials use too: these need company.
+	l.phrases(injFamSmuggling, 0.25, "decode and", "and follow it", "and execute", "and comply", "shift back",
+		"rot13", "rot-13", "caesar shift", "morse", "ascii codes")
+	// Reader targeting.
+	l.add(injRoleTargetStrong, 0, injGroupNone, 0, "hello chatgpt", "hi chatgpt", "hello claude", "hi claude")
+	// ML prose says "the model should" too, so these only hint.
+	l.add(injRoleTarget, 0, injGroupNone, 0, "for the model", "for the assistant", "the model to",
+		"the assistant should", "the model should")
+	// Discussion cues: write-ups, exercises, reference docs.
+	l.add(injRoleDiscuss, 0, injGroupNone, 0, "incident", "remediation", "write-up", "post-mortem", "postmortem",
+		"exercise", "injection attempt", "treat it as data", "reference:", "template", "docs:",
+		"grant select", "alter role", "create role", "revoke ")
+}
