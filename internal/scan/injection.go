@@ -1061,17 +1061,7 @@ var injEntities = map[string]rune{"lt": '<', "gt": '>', "amp": '&', "quot": '"',
 // injEscape decodes one escape at the start of s. It returns the rune (or
 // -1-b for a raw byte from %xx or \xNN) and the escape's length, 0 if none.
 func injEscape(s string) (rune, int) {
-	hexv := func(c byte) int {
-		switch {
-		case c >= '0' && c <= '9':
-			return int(c - '0')
-		case c >= 'a' && c <= 'f':
-			return int(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			return int(c-'A') + 10
-		}
-		return -1
-	}
+	hexv := injHexVal
 	switch s[0] {
 	case '%':
 		if len(s) >= 3 && hexv(s[1]) >= 0 && hexv(s[2]) >= 0 {
