@@ -429,3 +429,4 @@ func TestWorkspaceBehindPrivateParent(t *testing.T) {
 		}
 	})
 }
+

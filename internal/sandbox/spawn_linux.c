@@ -62,7 +62,13 @@ static void place(const struct ck_spec *s) {
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		if (tmp[i] >= 0 && sys(SYS_dup3, tmp[i], i, 0, 0, 0, 0) < 0) fail("dup3", errno);
+		if (tmp[i] >= 0) {
+			if (sys(SYS_dup3, tmp[i], i, 0, 0, 0, 0) < 0) fail("dup3", errno);
+		} else if (i > 2) {
+			// A slot this job does not use must not keep whatever the
+			// Go process had at that number.
+			sys(SYS_close, i, 0, 0, 0, 0, 0);
+		}
 	}
 	// The status pipe closes at exec: its end of file tells Go the job runs.
 	sys(SYS_fcntl, FD_STATUS, F_SETFD, FD_CLOEXEC, 0, 0, 0);
