@@ -429,4 +429,3 @@ func TestWorkspaceBehindPrivateParent(t *testing.T) {
 		}
 	})
 }
-
