@@ -24,7 +24,11 @@ type cgroup struct {
 	memLimit  int64
 }
 
-func newCgroup(id string, lim Limits) *cgroup {
+// newCgroup makes the job's groups. accountCPU adds a CPU accounting
+// group (v1 cpuacct; v2 has cpu.stat anyway) for jobs whose CPU time the
+// kernel's rusage cannot see: bubblewrap reaps the job inside its own
+// namespace.
+func newCgroup(id string, lim Limits, accountCPU bool) *cgroup {
 	cg := &cgroup{dirs: map[string]string{}, memLimit: lim.MemoryBytes}
 	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
 		cg.v2 = true
@@ -55,6 +59,11 @@ func newCgroup(id string, lim Limits) *cgroup {
 	set("pids", "pids.max", strconv.Itoa(lim.MaxProcesses))
 	if lim.CPUShares > 0 {
 		set("cpu", "cpu.shares", strconv.Itoa(lim.CPUShares))
+	}
+	if accountCPU {
+		if _, err := cg.dir("cpuacct", id); err != nil {
+			cg.unapplied = append(cg.unapplied, fmt.Sprintf("cpuacct: %v (the report's CPU time is bubblewrap's only)", errors.Unwrap(err)))
+		}
 	}
 	return cg
 }
@@ -136,19 +145,23 @@ func (cg *cgroup) finish(rep *Report) {
 		}
 		return 0
 	}
-	var peak, ooms, pidsMax int64
+	var peak, ooms, pidsMax, cpuUS int64
 	if cg.v2 {
+		cpuUS = field(read("memory", "cpu.stat"), "usage_usec")
 		peak, _ = strconv.ParseInt(read("memory", "memory.peak"), 10, 64)
 		ooms = field(read("memory", "memory.events"), "oom_kill")
 		pidsMax = field(read("pids", "pids.events"), "max")
 	} else {
 		peak, _ = strconv.ParseInt(read("memory", "memory.max_usage_in_bytes"), 10, 64)
+		ns, _ := strconv.ParseInt(read("cpuacct", "cpuacct.usage"), 10, 64)
+		cpuUS = ns / 1000
 		ooms = field(read("memory", "memory.oom_control"), "oom_kill")
 		pidsMax = field(read("pids", "pids.events"), "max")
 	}
 	if peak > 0 {
 		rep.PeakMemory = peak
 	}
+	rep.CPUMS = max(rep.CPUMS, cpuUS/1000)
 	if ooms > 0 {
 		rep.Hit = append(rep.Hit, MeterMemory)
 		rep.Meter, rep.Reason = MeterMemory, fmt.Sprintf("memory limit of %d bytes reached; the kernel killed the job", cg.memLimit)

@@ -49,7 +49,7 @@ func newContainer(cfg Config) (*container, error) {
 	}
 	c := &container{cfg: cfg, bwrap: bwrap, seccomp: prog}
 	if cfg.RequireAllLimits {
-		cg := newCgroup("probe-"+newID(), cfg.Limits)
+		cg := newCgroup("probe-"+newID(), cfg.Limits, true)
 		cg.remove()
 		if len(cg.unapplied) > 0 {
 			return nil, fmt.Errorf("%w: cgroup limits cannot be applied on this host: %s", ErrUnavailable, strings.Join(cg.unapplied, "; "))
@@ -73,7 +73,7 @@ func (c *container) launch(job Job, netEnv []string) (*launch, error) {
 		return nil, refusef("", "%v", err)
 	}
 	lim := c.cfg.Limits
-	cg := newCgroup(newID(), lim)
+	cg := newCgroup(newID(), lim, true)
 	if c.cfg.RequireAllLimits && len(cg.unapplied) > 0 {
 		cg.remove()
 		return nil, refusef("", "cgroup limits cannot be applied: %s", strings.Join(cg.unapplied, "; "))

@@ -190,6 +190,11 @@ func TestCPUSpinStoppedByCPUMeter(t *testing.T) {
 		s.cfg.Limits.CPU, s.cfg.Limits.Wall = time.Second, 20*time.Second
 		r := s.run(t, sh("while :; do :; done")...)
 		mustMeter(t, r, MeterCPU)
+		// The report counts the job's CPU time (the rlimit fired at one
+		// second of it), at both levels: not a speed check.
+		if r.CPUMS < 900 {
+			t.Fatalf("reported CPU time %d ms; the job spent at least 1 s", r.CPUMS)
+		}
 	})
 }
 

@@ -85,7 +85,7 @@ func (p *process) launch(job Job, netEnv []string) (*launch, error) {
 	// allows, so a memory bomb ends by the memory meter; the address
 	// space is bounded too, at twice the limit (programs reserve more
 	// than they touch), or at the limit when there is no memory cgroup.
-	cg := newCgroup(newID(), lim)
+	cg := newCgroup(newID(), lim, false)
 	var files []*os.File
 	ruleset := -1
 	fail := func(err error) (*launch, error) {
