@@ -21,6 +21,7 @@ import (
 	"github.com/clawkeep/clawkeep/internal/audit"
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/egress"
+	"github.com/clawkeep/clawkeep/internal/egress/egresstest"
 	"github.com/clawkeep/clawkeep/internal/manifest"
 	"github.com/clawkeep/clawkeep/internal/vault"
 )
@@ -63,22 +64,7 @@ func TestCredentialInjectedAtBoundaryNeverSeenByAgent(t *testing.T) {
 	defer api.Close()
 
 	dir := t.TempDir()
-	v, err := vault.Open(filepath.Join(dir, "vault"), vault.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	if err := v.Put("t1", "api", vault.Bearer, []byte(token)); err != nil {
-		t.Fatal(err)
-	}
-	place, err := egress.HeaderPlacement("Authorization", "Bearer %s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred := egress.Credential{
-		Name: "api", Hosts: []string{"127.0.0.1"}, Placement: place,
-		Secret: func() (*vault.Secret, error) { return v.Get("t1", "api") },
-	}
+	cred := egresstest.BearerCredential(t, "api", token, "127.0.0.1")
 	claw, err := manifest.Parse([]byte(fmt.Sprintf(head, "")+`  identity: {inline: {personality: p, autonomy: autonomous}}
   tools:
     - inline: {name: fetch, labels: {clawkeep.dev/builtin: http.fetch}, description: f, input_schema: {type: object}, annotations: {readOnlyHint: true}}

@@ -75,24 +75,24 @@ func (cg *cgroup) dir(ctrl, id string) (string, error) {
 	}
 	base := filepath.Join(cgroupRoot, ctrl)
 	if cg.v2 {
-		base = cgroupRoot
+		// One group holds every controller.
 		if d, ok := cg.anyDir(); ok {
 			cg.dirs[ctrl] = d
 			return d, nil
 		}
-		// Children only get the controllers the parent delegates.
-		for _, c := range []string{"+memory", "+pids", "+cpu"} {
-			os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte(c), 0)
-			os.WriteFile(filepath.Join(base, "clawkeep", "cgroup.subtree_control"), []byte(c), 0)
-		}
+		base = cgroupRoot
 	}
 	parent := filepath.Join(base, "clawkeep")
 	if err := os.Mkdir(parent, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", err
 	}
 	if cg.v2 {
-		for _, c := range []string{"+memory", "+pids", "+cpu"} {
-			os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(c), 0)
+		// A child gets only the controllers its parent delegates; a
+		// controller the host withholds shows up as a failed limit.
+		for _, dir := range []string{base, parent} {
+			for _, c := range []string{"+memory", "+pids", "+cpu"} {
+				os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(c), 0)
+			}
 		}
 	}
 	d := filepath.Join(parent, id)
@@ -147,7 +147,7 @@ func (cg *cgroup) finish(rep *Report) {
 	}
 	var peak, ooms, pidsMax, cpuUS int64
 	if cg.v2 {
-		cpuUS = field(read("memory", "cpu.stat"), "usage_usec")
+		cpuUS = field(read("cpuacct", "cpu.stat"), "usage_usec")
 		peak, _ = strconv.ParseInt(read("memory", "memory.peak"), 10, 64)
 		ooms = field(read("memory", "memory.events"), "oom_kill")
 		pidsMax = field(read("pids", "pids.events"), "max")

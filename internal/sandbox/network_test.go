@@ -6,13 +6,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/clawkeep/clawkeep/internal/egress"
-	"github.com/clawkeep/clawkeep/internal/vault"
+	"github.com/clawkeep/clawkeep/internal/egress/egresstest"
 )
 
 // TestNetworkOnlyThroughTheProxy: with network granted, a job reaches an
@@ -33,31 +32,16 @@ func TestNetworkOnlyThroughTheProxy(t *testing.T) {
 		fmt.Fprint(w, "hello from the api")
 	}))
 	defer api.Close()
-	dir := t.TempDir()
-	v, err := vault.Open(filepath.Join(dir, "vault"), vault.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	if err := v.Put("t1", "api", vault.Bearer, []byte(token)); err != nil {
-		t.Fatal(err)
-	}
-	place, err := egress.HeaderPlacement("Authorization", "Bearer %s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cred := egresstest.BearerCredential(t, "api", token, "127.0.0.1")
 	proxy := egress.NewProxy(egress.ProxyOptions{})
 	defer proxy.Close()
 
 	levels(t, func(t *testing.T, lvl Level) {
 		s := newSetup(t, lvl)
 		s.cfg.Network = Network{
-			Policy: egress.Policy{Mode: egress.AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
-			Proxy:  proxy,
-			Credentials: []egress.Credential{{
-				Name: "api", Hosts: []string{"127.0.0.1"}, Placement: place,
-				Secret: func() (*vault.Secret, error) { return v.Get("t1", "api") },
-			}},
+			Policy:      egress.Policy{Mode: egress.AllowAll, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+			Proxy:       proxy,
+			Credentials: []egress.Credential{cred},
 		}
 		r := s.run(t, "curl", "-sS", "-m", "5", "-H", "Authorization: {{cred:api}}", api.URL+"/v1")
 		if string(r.Stdout) != "hello from the api" {
