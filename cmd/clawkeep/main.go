@@ -25,6 +25,7 @@ import (
 	"github.com/clawkeep/clawkeep/internal/ckp"
 	"github.com/clawkeep/clawkeep/internal/kernel"
 	"github.com/clawkeep/clawkeep/internal/manifest"
+	"github.com/clawkeep/clawkeep/internal/tenant"
 	"github.com/clawkeep/clawkeep/internal/vault"
 )
 
@@ -82,12 +83,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdScan(args[1:], stdin, stdout, stderr)
 	case "sandbox":
 		return cmdSandbox(args[1:], stdin, stdout, stderr)
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "worker":
+		return tenant.WorkerMain(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "clawkeep %s (CKP %s)\n", version, ckp.ProtocolVersion)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprintf(stdout, usage, ckp.ProtocolVersion)
 		return 0
+	}
+	if code, ok := clientCommand(args[0], args[1:], stdin, stdout, stderr); ok {
+		return code
 	}
 	fmt.Fprintf(stderr, "clawkeep: unknown command %q\n\n"+usage, args[0], ckp.ProtocolVersion)
 	return 2

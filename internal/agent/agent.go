@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/clawkeep/clawkeep/internal/ability"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -32,16 +33,26 @@ import (
 
 // Config is what a Handler serves with. The stores belong to the caller.
 type Config struct {
-	Tenant    string            // never empty
-	DataDir   string            // never empty; workspaces live under DataDir/workspace
-	Manifest  *manifest.Claw    // the manifest the operator pinned at start (--manifest), or nil
-	Default   *manifest.Claw    // without a pinned manifest: what a claw:// URI naming it selects, or nil
-	Audit     *audit.Log        // never nil
-	Approvals *approval.Store   // never nil
-	Decider   string            // who approvals on this connection are attributed to, e.g. "operator (stdio)"
+	Tenant    string          // never empty
+	DataDir   string          // never empty; workspaces live under DataDir/workspace
+	Manifest  *manifest.Claw  // the manifest the operator pinned at start (--manifest), or nil
+	Default   *manifest.Claw  // without a pinned manifest: what a claw:// URI naming it selects, or nil
+	Audit     *audit.Log      // never nil
+	Approvals *approval.Store // never nil
+	// Decider is who approvals decided on this connection are attributed
+	// to, e.g. "operator (stdio)". Empty means the peer may not decide: a
+	// remote agent's connection must never approve its own calls.
+	Decider   string
 	Exempt    []netip.Prefix    // egress exceptions for the operator's own services, or nil
 	Secrets   kernel.SecretFunc // the tenant's vault, for credentials the manifest binds; or nil
+	Abilities *ability.Set      // what the organisation granted the agent; nil when abilities are not in use
 	Now       func() time.Time
+}
+
+// noPeerDecisions refuses claw.tool.approve and claw.tool.deny from a
+// peer that is the agent itself.
+func noPeerDecisions() error {
+	return &ckp.Error{Code: ckp.CodePolicyDenied, Message: "approvals are decided by people through the API, not on the agent's connection", Data: map[string]any{"layer": "approval"}}
 }
 
 // Handler implements ckp.Handler for one connection.
@@ -67,7 +78,7 @@ func (h *Handler) Initialize(ctx context.Context, p ckp.InitializeParams) (ckp.A
 	k, err := kernel.New(kernel.Config{
 		Tenant: h.cfg.Tenant, Claw: claw, Workspace: workspace,
 		Audit: h.cfg.Audit, Approvals: h.cfg.Approvals, Exempt: h.cfg.Exempt, Now: h.cfg.Now,
-		Secrets: h.cfg.Secrets,
+		Secrets: h.cfg.Secrets, Abilities: h.cfg.Abilities,
 	})
 	if err != nil {
 		return ckp.Agent{}, h.refused(ctx, &ckp.Error{Code: ckp.CodeManifestInvalid, Message: "manifest cannot be enforced: " + strings.TrimPrefix(err.Error(), "kernel: ")})
@@ -213,6 +224,9 @@ func (h *Handler) ToolApprove(ctx context.Context, p ckp.DecisionParams) error {
 	if err != nil {
 		return err
 	}
+	if h.cfg.Decider == "" {
+		return noPeerDecisions()
+	}
 	return k.Decide(ctx, p.RequestID, true, h.cfg.Decider, p.Reason)
 }
 
@@ -221,6 +235,9 @@ func (h *Handler) ToolDeny(ctx context.Context, p ckp.DecisionParams) error {
 	k, err := h.k()
 	if err != nil {
 		return err
+	}
+	if h.cfg.Decider == "" {
+		return noPeerDecisions()
 	}
 	return k.Decide(ctx, p.RequestID, false, h.cfg.Decider, p.Reason)
 }

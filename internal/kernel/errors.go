@@ -11,6 +11,7 @@ type Layer string
 
 const (
 	LayerQuota    Layer = "provider"
+	LayerAbility  Layer = "ability"
 	LayerPolicy   Layer = "policy"
 	LayerIdentity Layer = "identity"
 	LayerSandbox  Layer = "sandbox"

@@ -39,6 +39,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/time/rate"
 
+	"github.com/clawkeep/clawkeep/internal/ability"
 	"github.com/clawkeep/clawkeep/internal/approval"
 	"github.com/clawkeep/clawkeep/internal/audit"
 	"github.com/clawkeep/clawkeep/internal/ckp"
@@ -78,7 +79,13 @@ type Config struct {
 	// clawkeep.dev/credential.NAME labels (from the tenant's vault), or
 	// nil: a manifest that binds credentials is then refused.
 	Secrets SecretFunc
-	Now     func() time.Time // test knob; nil = time.Now
+	// Abilities, when not nil, is what the organisation granted this
+	// agent: every tool call must fall in a granted service's action
+	// (zero access otherwise), and an action granted with approval needs
+	// a human even where policy allows it. Nil means abilities are not
+	// in use (a local run, where the manifest alone decides).
+	Abilities *ability.Set
+	Now       func() time.Time // test knob; nil = time.Now
 }
 
 // Kernel decides, runs and records tool calls for one agent.
@@ -103,6 +110,7 @@ type Kernel struct {
 	inj           *injectionGuard // or nil: policy prompt_injection is off
 	taint         taint           // what this agent's session has read
 	proxy         *egress.Proxy   // or nil: no exec tool network and no credentials; built-ins dial through box.http directly
+	abilities     *ability.Set    // or nil: not in use
 
 	mu        sync.Mutex
 	submitted chan struct{} // guarded by mu; closed and replaced whenever an approval is submitted
@@ -126,6 +134,8 @@ type tool struct {
 	risk       approval.Risk
 	job        *job      // exec and wasm tools; builtin is nil then
 	narrow     narrowing // what the skills that use the tool allow
+	service    string    // the ability service and action the tool belongs to
+	action     string
 }
 
 // New builds a kernel for cfg.Claw. It refuses manifests it cannot enforce
@@ -169,6 +179,7 @@ func New(cfg Config) (*Kernel, error) {
 		tenant:    cfg.Tenant,
 		agent:     c.Identity.Name,
 		autonomy:  c.Identity.Autonomy,
+		abilities: cfg.Abilities,
 		tools:     map[string]*tool{},
 		rules:     map[string]ruleExtra{},
 		box:       box,
@@ -188,6 +199,11 @@ func New(cfg Config) (*Kernel, error) {
 	if err != nil {
 		return fail(err)
 	}
+	granted, err := abilityBindings(cfg.Abilities, cfg.Secrets)
+	if err != nil {
+		return fail(err)
+	}
+	bound = append(bound, granted...)
 	if len(bound) > 0 && cfg.Secrets == nil {
 		return fail(errors.New("kernel: the manifest binds credentials but no vault is open"))
 	}
@@ -341,6 +357,7 @@ func compileTool(mt manifest.Tool, box grant) (*tool, error) {
 		costTokens: mt.CostTokens,
 		costUSD:    mt.CostUSD,
 	}
+	t.service, t.action = ability.Of(mt.Name, mt.Labels)
 	a := mt.Annotations
 	for _, h := range []struct {
 		v    *bool
@@ -619,6 +636,20 @@ func (k *Kernel) call(ctx context.Context, p ckp.ToolCallParams, fp [32]byte) (*
 		return nil, k.deny(ctx, rec, refuse(ckp.CodePolicyDenied, LayerPolicy, p.Name, "rate_limits.tool_calls_per_minute", "tool call rate limit reached"))
 	}
 
+	// The organisation's grant narrows further: zero access by default.
+	abilityWhy := ""
+	if k.abilities != nil && t != nil {
+		switch m := k.abilities.Mode(t.service, t.action); m {
+		case ability.Automatic:
+		case ability.Approval:
+			abilityWhy = fmt.Sprintf("ability %s/%s requires approval", t.service, t.action)
+		default:
+			err := refuse(ckp.CodePolicyDenied, LayerAbility, p.Name, "", "agent %q has no ability granting %s/%s", k.agent, t.service, t.action)
+			err.Extra = map[string]any{"service": t.service, "action": t.action}
+			return nil, k.deny(ctx, rec, err)
+		}
+	}
+
 	// Gate 3: sandbox, including secrets leaving in the arguments.
 	if t != nil {
 		if err := k.box.admit(t, args, p.Arguments, k.rootDir); err != nil {
@@ -642,6 +673,8 @@ func (k *Kernel) call(ctx context.Context, p ckp.ToolCallParams, fp [32]byte) (*
 	switch {
 	case d.Action == policy.RequireApproval:
 		why = "policy rule " + ruleID + " requires approval"
+	case abilityWhy != "":
+		why = abilityWhy
 	case t.narrow.approval != "":
 		why = "skill " + t.narrow.approval + " requires approval for its tools"
 	case side && k.inj != nil && k.inj.escalate && k.taint.reason(k.inj.escalateAt) != "":
