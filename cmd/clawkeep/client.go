@@ -23,7 +23,7 @@ package main
 //     Authorization header to another place.
 //
 // A hostile or broken server can at most make a command fail: responses are
-// bounded (maxResponseBytes; the audit export streams instead), and the text
+// bounded (clientMaxResponse; the audit export streams instead), and the text
 // printed from them has its control characters escaped, so a server cannot
 // rewrite the operator's terminal.
 //
@@ -59,12 +59,12 @@ import (
 const (
 	// clientTimeout bounds one request; approving may wait on the server.
 	clientTimeout = 60 * time.Second
-	// maxResponseBytes bounds every response read into memory.
-	maxResponseBytes = 16 << 20
-	// maxManifestBytes bounds the claw.yaml that agent apply reads.
-	maxManifestBytes = 4 << 20
+	// clientMaxResponse bounds every response read into memory.
+	clientMaxResponse = 16 << 20
+	// clientMaxManifest bounds the claw.yaml that agent apply reads.
+	clientMaxManifest = 4 << 20
 	// maxPasswordBytes bounds the password line read from stdin.
-	maxPasswordBytes = 4096
+	clientMaxPassword = 4096
 )
 
 const clientUsage = `Client commands (talk to a clawkeep serve instance):
@@ -166,7 +166,7 @@ func (c *clientRun) verbs(noun string, table map[string]func(string, []string) i
 		}
 		h, ok := table[args[0]]
 		if !ok {
-			fmt.Fprintf(c.stderr, "clawkeep %s: unknown verb %s; use %s\n", noun, printable(args[0]), strings.Join(names, ", "))
+			fmt.Fprintf(c.stderr, "clawkeep %s: unknown verb %s; use %s\n", noun, termSafe(args[0]), strings.Join(names, ", "))
 			return 2
 		}
 		return h(noun+" "+args[0], args[1:])
@@ -190,7 +190,7 @@ func (s serverURL) String() string { return s.base }
 func parseServerURL(raw string, insecureHTTP bool) (serverURL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || raw == "" {
-		return serverURL{}, fmt.Errorf("server URL %s: not a URL", printable(raw))
+		return serverURL{}, fmt.Errorf("server URL %s: not a URL", termSafe(raw))
 	}
 	if u.User != nil {
 		// The URL is not echoed: it holds a password.
@@ -198,26 +198,26 @@ func parseServerURL(raw string, insecureHTTP bool) (serverURL, error) {
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "http" && scheme != "https" {
-		return serverURL{}, fmt.Errorf("server URL %s: the scheme must be http or https", printable(raw))
+		return serverURL{}, fmt.Errorf("server URL %s: the scheme must be http or https", termSafe(raw))
 	}
 	if u.Host == "" || u.Hostname() == "" || u.Opaque != "" {
-		return serverURL{}, fmt.Errorf("server URL %s: no host", printable(raw))
+		return serverURL{}, fmt.Errorf("server URL %s: no host", termSafe(raw))
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return serverURL{}, fmt.Errorf("server URL %s: a query or fragment is not allowed", printable(raw))
+		return serverURL{}, fmt.Errorf("server URL %s: a query or fragment is not allowed", termSafe(raw))
 	}
 	host := strings.ToLower(u.Hostname())
-	if scheme == "http" && !insecureHTTP && !isLoopbackHost(host) {
-		return serverURL{}, fmt.Errorf("server URL %s: plain http to a non-loopback host would send the token in clear text; use https, or --insecure-http if the network is trusted", printable(raw))
+	if scheme == "http" && !insecureHTTP && !clientIsLoopback(host) {
+		return serverURL{}, fmt.Errorf("server URL %s: plain http to a non-loopback host would send the token in clear text; use https, or --insecure-http if the network is trusted", termSafe(raw))
 	}
 	u.Scheme, u.Host = scheme, strings.ToLower(u.Host)
 	return serverURL{base: strings.TrimRight(u.String(), "/")}, nil
 }
 
-// isLoopbackHost reports whether host is localhost or a literal loopback
+// clientIsLoopback reports whether host is localhost or a literal loopback
 // address. Other spellings (127.1, 0x7f.1, localhost.) are not loopback
 // here: failing closed only costs an --insecure-http.
-func isLoopbackHost(host string) bool {
+func clientIsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
@@ -282,14 +282,19 @@ func (c *clientRun) configPath() (string, error) {
 	return filepath.Join(home, ".config", "clawkeep", "client.json"), nil
 }
 
-// readConfig returns the config, or a zero config if there is no file. A
+// clientReadConfig returns the config, or a zero config if there is no file. A
 // file others may read is refused: its token may have been copied already,
 // and using it quietly would hide that.
-func readConfig(path string) (clientConfig, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+func clientReadConfig(path string) (clientConfig, error) {
+	// Stat first: opening a FIFO planted at the path would block.
+	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return clientConfig{}, nil
+	} else if err != nil {
+		return clientConfig{}, fmt.Errorf("config: %v", err)
+	} else if !fi.Mode().IsRegular() {
+		return clientConfig{}, fmt.Errorf("config %s: not a regular file", path)
 	}
+	f, err := os.Open(path)
 	if err != nil {
 		return clientConfig{}, fmt.Errorf("config: %v", err)
 	}
@@ -318,10 +323,10 @@ func readConfig(path string) (clientConfig, error) {
 	return cfg, nil
 }
 
-// writeConfig replaces the config file atomically: a crash leaves the old
+// clientWriteConfig replaces the config file atomically: a crash leaves the old
 // file or the new one, never half of one, and the token is never in a file
 // others can read, not even for a moment (CreateTemp makes files 0600).
-func writeConfig(path string, cfg clientConfig) error {
+func clientWriteConfig(path string, cfg clientConfig) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("config: %v", err)
@@ -363,17 +368,27 @@ func writeConfig(path string, cfg clientConfig) error {
 
 // ---- common flags and target resolution ----
 
-// commonFlags are the flags every client command takes.
-type commonFlags struct {
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
 	server, token string
 	json          bool
 	insecureHTTP  bool
 }
 
-func (c *clientRun) newFlags(name string, withToken bool) (*flag.FlagSet, *commonFlags) {
+func (c *clientRun) newFlags(name string, withToken bool) (*flag.FlagSet, *clientFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	cf := &commonFlags{}
+	fs.Usage = func() {
+		fmt.Fprintln(c.stderr, "usage:")
+		for line := range strings.Lines(clientUsage) {
+			if strings.HasPrefix(strings.TrimSpace(line), "clawkeep "+name+" ") {
+				fmt.Fprint(c.stderr, line)
+			}
+		}
+		fmt.Fprintln(c.stderr, "flags:")
+		fs.PrintDefaults()
+	}
+	cf := &clientFlags{}
 	fs.StringVar(&cf.server, "server", "", "server URL (default $CLAWKEEP_SERVER, else the config file)")
 	if withToken {
 		fs.StringVar(&cf.token, "token", "", "API or session token (default $CLAWKEEP_TOKEN, else the config file); prefer the environment, arguments are visible to other local users")
@@ -383,10 +398,10 @@ func (c *clientRun) newFlags(name string, withToken bool) (*flag.FlagSet, *commo
 	return fs, cf
 }
 
-// parseArgs parses flags and positional arguments in any order, so both
+// clientParseArgs parses flags and positional arguments in any order, so both
 // `agent get NAME --org O` and `agent get --org O NAME` work; after "--"
 // everything is positional.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+func clientParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -404,8 +419,8 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// target is where requests go and with what credential.
-type target struct {
+// clientTarget is where requests go and with what credential.
+type clientTarget struct {
 	server serverURL   // always valid
 	token  bearerToken // or invalid when the command needs none
 }
@@ -413,7 +428,7 @@ type target struct {
 // resolve finds the server and token, first found wins: flags, then the
 // environment, then the config file. The config file's token goes only to
 // the config file's server, never to a server named elsewhere.
-func (c *clientRun) resolve(cf *commonFlags, needToken bool) (target, error) {
+func (c *clientRun) resolve(cf *clientFlags, needToken bool) (clientTarget, error) {
 	rawServer, rawToken := cf.server, cf.token
 	if rawServer == "" {
 		rawServer = c.getenv("CLAWKEEP_SERVER")
@@ -425,45 +440,45 @@ func (c *clientRun) resolve(cf *commonFlags, needToken bool) (target, error) {
 	if rawServer == "" || (needToken && rawToken == "") {
 		path, err := c.configPath()
 		if err != nil {
-			return target{}, err
+			return clientTarget{}, err
 		}
-		if cfg, err = readConfig(path); err != nil {
-			return target{}, err
+		if cfg, err = clientReadConfig(path); err != nil {
+			return clientTarget{}, err
 		}
 	}
 	if rawServer == "" {
 		rawServer = cfg.Server
 	}
 	if rawServer == "" {
-		return target{}, errors.New("no server: use --server, set CLAWKEEP_SERVER, or log in")
+		return clientTarget{}, errors.New("no server: use --server, set CLAWKEEP_SERVER, or log in")
 	}
 	srv, err := parseServerURL(rawServer, cf.insecureHTTP)
 	if err != nil {
-		return target{}, err
+		return clientTarget{}, err
 	}
-	t := target{server: srv}
+	t := clientTarget{server: srv}
 	if !needToken {
 		return t, nil
 	}
 	if rawToken == "" && cfg.Token != "" {
 		if saved, err := parseServerURL(cfg.Server, true); err != nil || saved != srv {
-			return target{}, fmt.Errorf("not logged in to %s (the saved session is for another server): log in, or set CLAWKEEP_TOKEN", srv)
+			return clientTarget{}, fmt.Errorf("not logged in to %s (the saved session is for another server): log in, or set CLAWKEEP_TOKEN", srv)
 		}
 		rawToken = cfg.Token
 	}
 	if rawToken == "" {
-		return target{}, errors.New("not logged in: run clawkeep login, or set CLAWKEEP_TOKEN")
+		return clientTarget{}, errors.New("not logged in: run clawkeep login, or set CLAWKEEP_TOKEN")
 	}
 	if t.token, err = parseBearerToken(rawToken); err != nil {
-		return target{}, err
+		return clientTarget{}, err
 	}
 	return t, nil
 }
 
 // ---- HTTP ----
 
-// problem is an error response from the server.
-type problem struct {
+// clientProblem is an error response from the server.
+type clientProblem struct {
 	Status     int    `json:"status"`
 	Code       string `json:"code"`
 	Title      string `json:"title"`
@@ -471,28 +486,33 @@ type problem struct {
 	retryAfter string
 }
 
-func (p *problem) Error() string {
+func (p *clientProblem) Error() string {
 	s := "server refused"
 	if p.Code != "" {
-		s += " (" + printable(p.Code) + ")"
+		s += " (" + termSafe(p.Code) + ")"
 	} else {
 		s += fmt.Sprintf(" (HTTP %d)", p.Status)
 	}
 	switch {
 	case p.Detail != "":
-		s += ": " + printable(p.Detail)
+		// Validation errors come one per line; each line is made printable.
+		lines := strings.Split(strings.TrimRight(p.Detail, "\n"), "\n")
+		for i, l := range lines {
+			lines[i] = termSafe(l)
+		}
+		s += ": " + strings.Join(lines, "\n  ")
 	case p.Title != "":
-		s += ": " + printable(p.Title)
+		s += ": " + termSafe(p.Title)
 	}
 	if p.retryAfter != "" {
-		s += "; retry after " + printable(p.retryAfter) + " s"
+		s += "; retry after " + termSafe(p.retryAfter) + " s"
 	}
 	return s
 }
 
-// apiPath joins escaped path segments: a name holding "/" or ".." stays one
+// clientPath joins escaped path segments: a name holding "/" or ".." stays one
 // segment and cannot reach another route.
-func apiPath(segments ...string) string {
+func clientPath(segments ...string) string {
 	var b strings.Builder
 	for _, s := range segments {
 		b.WriteByte('/')
@@ -501,7 +521,7 @@ func apiPath(segments ...string) string {
 	return b.String()
 }
 
-func newHTTPClient(timeout time.Duration) *http.Client {
+func newClientHTTP(timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		// The API never redirects; following one could carry the token elsewhere.
@@ -509,9 +529,9 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 	}
 }
 
-// send makes one request and returns the response if its status is 2xx,
-// else a *problem. The caller closes the body.
-func send(ctx context.Context, hc *http.Client, t target, method, path, contentType string, body []byte) (*http.Response, error) {
+// clientSend makes one request and returns the response if its status is 2xx,
+// else a *clientProblem. The caller closes the body.
+func clientSend(ctx context.Context, hc *http.Client, t clientTarget, method, path, contentType string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -523,7 +543,6 @@ func send(ctx context.Context, hc *http.Client, t target, method, path, contentT
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}
-	req.Header.Set("Accept", "application/json, application/problem+json")
 	req.Header.Set("User-Agent", "clawkeep/"+version)
 	if t.token.IsValid() {
 		req.Header.Set("Authorization", "Bearer "+t.token.reveal())
@@ -536,10 +555,10 @@ func send(ctx context.Context, hc *http.Client, t target, method, path, contentT
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	p := &problem{}
+	p := &clientProblem{}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(data, p) != nil || p.Code == "" {
-		p = &problem{}
+		p = &clientProblem{}
 	}
 	p.Status = resp.StatusCode
 	p.retryAfter = resp.Header.Get("Retry-After")
@@ -547,25 +566,25 @@ func send(ctx context.Context, hc *http.Client, t target, method, path, contentT
 }
 
 // call sends a JSON (or other) body and returns the bounded response body.
-func (c *clientRun) call(t target, method, path, contentType string, body []byte) ([]byte, int, error) {
+func (c *clientRun) call(t clientTarget, method, path, contentType string, body []byte) ([]byte, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
-	resp, err := send(ctx, newHTTPClient(clientTimeout), t, method, path, contentType, body)
+	resp, err := clientSend(ctx, newClientHTTP(clientTimeout), t, method, path, contentType, body)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, clientMaxResponse+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the response: %v", err)
 	}
-	if len(data) > maxResponseBytes {
-		return nil, 0, fmt.Errorf("the response is larger than %d MiB", maxResponseBytes>>20)
+	if len(data) > clientMaxResponse {
+		return nil, 0, fmt.Errorf("the response is larger than %d MiB", clientMaxResponse>>20)
 	}
 	return data, resp.StatusCode, nil
 }
 
-func (c *clientRun) callJSON(t target, method, path string, in any) ([]byte, int, error) {
+func (c *clientRun) callJSON(t clientTarget, method, path string, in any) ([]byte, int, error) {
 	if in == nil {
 		return c.call(t, method, path, "", nil)
 	}
@@ -580,7 +599,7 @@ func (c *clientRun) callJSON(t target, method, path string, in any) ([]byte, int
 // for anything local (usage, network, a malformed answer).
 func (c *clientRun) fail(cmd string, err error) int {
 	fmt.Fprintf(c.stderr, "clawkeep %s: %v\n", cmd, err)
-	var p *problem
+	var p *clientProblem
 	if errors.As(err, &p) {
 		return 1
 	}
@@ -592,27 +611,27 @@ func (c *clientRun) usage(cmd, format string, a ...any) int {
 	return 2
 }
 
-// decode parses a response into v, reporting a malformed one as local.
-func decode(data []byte, v any) error {
+// clientDecode parses a response into v, reporting a malformed one as local.
+func clientDecode(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("the server's answer is not the JSON the API promises: %v", err)
 	}
 	return nil
 }
 
-// jsonText is a scalar the API returns as a string or a number (ids), kept
+// clientJSONText is a scalar the API returns as a string or a number (ids), kept
 // as its text.
-type jsonText string
+type clientJSONText string
 
-func (j *jsonText) UnmarshalJSON(b []byte) error {
+func (j *clientJSONText) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
-		*j = jsonText(s)
+		*j = clientJSONText(s)
 		return nil
 	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err == nil {
-		*j = jsonText(n.String())
+		*j = clientJSONText(n.String())
 		return nil
 	}
 	if string(b) == "null" {
@@ -622,9 +641,9 @@ func (j *jsonText) UnmarshalJSON(b []byte) error {
 	return fmt.Errorf("want a string or a number, got %.20s", b)
 }
 
-// printable escapes control characters in text from the server, so a
+// termSafe escapes control characters in text from the server, so a
 // hostile server cannot send terminal escape sequences to the operator.
-func printable(s string) string {
+func termSafe(s string) string {
 	if !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) {
 		return s
 	}
@@ -639,7 +658,7 @@ func (c *clientRun) table(header []string, rows [][]string) {
 	for _, r := range rows {
 		cells := make([]string, len(r))
 		for i, v := range r {
-			v = printable(v)
+			v = termSafe(v)
 			if v == "" {
 				v = "-"
 			}
@@ -667,15 +686,15 @@ func (c *clientRun) rawJSON(cmd string, data []byte) int {
 	return 0
 }
 
-// readPassword reads the first line of stdin; the password never appears
+// clientReadPassword reads the first line of stdin; the password never appears
 // in arguments or output.
-func readPassword(stdin io.Reader) (string, error) {
-	line, err := bufio.NewReaderSize(io.LimitReader(stdin, maxPasswordBytes+1), 64).ReadString('\n')
+func clientReadPassword(stdin io.Reader) (string, error) {
+	line, err := bufio.NewReaderSize(io.LimitReader(stdin, clientMaxPassword+1), 64).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
-	if len(line) > maxPasswordBytes {
-		return "", fmt.Errorf("the password line is longer than %d bytes", maxPasswordBytes)
+	if len(line) > clientMaxPassword {
+		return "", fmt.Errorf("the password line is longer than %d bytes", clientMaxPassword)
 	}
 	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 	if line == "" {
@@ -691,9 +710,9 @@ func (c *clientRun) bootstrap(args []string) int {
 	fs, cf := c.newFlags(cmd, false)
 	tok := fs.String("token", "", "the bootstrap token the server printed at first start")
 	email := fs.String("email", "", "the instance owner's email")
-	pos, err := parseArgs(fs, args)
+	pos, err := clientParseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return clientFlagExit(err)
 	}
 	if len(pos) > 0 || *email == "" || *tok == "" {
 		return c.usage(cmd, "usage: bootstrap --server URL --token BOOTSTRAP_TOKEN --email E (password on the first line of stdin)")
@@ -702,7 +721,7 @@ func (c *clientRun) bootstrap(args []string) int {
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
-	password, err := readPassword(c.stdin)
+	password, err := clientReadPassword(c.stdin)
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
@@ -715,7 +734,7 @@ func (c *clientRun) bootstrap(args []string) int {
 			Email string `json:"email"`
 		} `json:"user"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	if cf.json {
@@ -723,7 +742,7 @@ func (c *clientRun) bootstrap(args []string) int {
 			return code
 		}
 	} else {
-		fmt.Fprintf(c.stdout, "instance owner %s created\n", printable(out.User.Email))
+		fmt.Fprintf(c.stdout, "instance owner %s created\n", termSafe(out.User.Email))
 	}
 	return c.loginAndSave(cmd, t, cf, *email, password)
 }
@@ -732,9 +751,9 @@ func (c *clientRun) login(args []string) int {
 	const cmd = "login"
 	fs, cf := c.newFlags(cmd, false)
 	email := fs.String("email", "", "your email")
-	pos, err := parseArgs(fs, args)
+	pos, err := clientParseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return clientFlagExit(err)
 	}
 	if len(pos) > 0 || *email == "" {
 		return c.usage(cmd, "usage: login --server URL --email E (password on the first line of stdin)")
@@ -743,7 +762,7 @@ func (c *clientRun) login(args []string) int {
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
-	password, err := readPassword(c.stdin)
+	password, err := clientReadPassword(c.stdin)
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
@@ -752,7 +771,7 @@ func (c *clientRun) login(args []string) int {
 
 // loginAndSave logs in and saves the session in the config file. The
 // session token is printed nowhere, not even with --json.
-func (c *clientRun) loginAndSave(cmd string, t target, cf *commonFlags, email, password string) int {
+func (c *clientRun) loginAndSave(cmd string, t clientTarget, cf *clientFlags, email, password string) int {
 	path, err := c.configPath()
 	if err != nil {
 		return c.usage(cmd, "%v", err)
@@ -768,26 +787,26 @@ func (c *clientRun) loginAndSave(cmd string, t target, cf *commonFlags, email, p
 			Email string `json:"email"`
 		} `json:"user"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	tok, err := parseBearerToken(out.Token)
 	if err != nil {
 		return c.fail(cmd, fmt.Errorf("the server's answer has no usable token: %v", err))
 	}
-	if err := writeConfig(path, clientConfig{Server: t.server.String(), Token: tok.reveal()}); err != nil {
+	if err := clientWriteConfig(path, clientConfig{Server: t.server.String(), Token: tok.reveal()}); err != nil {
 		return c.fail(cmd, err)
 	}
 	if cf.json {
-		return c.rawJSON(cmd, redactToken(data))
+		return c.rawJSON(cmd, clientRedactToken(data))
 	}
 	fmt.Fprintf(c.stdout, "logged in to %s as %s; session expires %s; saved in %s\n",
-		t.server, printable(out.User.Email), printable(out.ExpiresAt), path)
+		t.server, termSafe(out.User.Email), termSafe(out.ExpiresAt), path)
 	return 0
 }
 
-// redactToken replaces a top-level "token" member, for output.
-func redactToken(data []byte) []byte {
+// clientRedactToken replaces a top-level "token" member, for output.
+func clientRedactToken(data []byte) []byte {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil {
 		return []byte(`{"token":"[redacted]"}`)
@@ -808,9 +827,9 @@ func redactToken(data []byte) []byte {
 func (c *clientRun) logout(args []string) int {
 	const cmd = "logout"
 	fs, cf := c.newFlags(cmd, true)
-	pos, err := parseArgs(fs, args)
+	pos, err := clientParseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return clientFlagExit(err)
 	}
 	if len(pos) > 0 {
 		return c.usage(cmd, "usage: logout")
@@ -824,14 +843,14 @@ func (c *clientRun) logout(args []string) int {
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
-	cfg, err := readConfig(path)
+	cfg, err := clientReadConfig(path)
 	if err == nil && cfg.Token != "" && cfg.Token == t.token.reveal() {
-		err = writeConfig(path, clientConfig{Server: cfg.Server})
+		err = clientWriteConfig(path, clientConfig{Server: cfg.Server})
 	}
 	if err != nil {
 		return c.fail(cmd, err)
 	}
-	var p *problem
+	var p *clientProblem
 	if callErr != nil && !(errors.As(callErr, &p) && p.Code == "unauthenticated") {
 		return c.fail(cmd, callErr)
 	}
@@ -839,8 +858,8 @@ func (c *clientRun) logout(args []string) int {
 	return 0
 }
 
-// flagExit maps a flag parsing error to an exit status: --help is success.
-func flagExit(err error) int {
+// clientFlagExit maps a flag parsing error to an exit status: --help is success.
+func clientFlagExit(err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -849,39 +868,39 @@ func flagExit(err error) int {
 
 // ---- an org-scoped command skeleton ----
 
-// orgCmd holds what an org-scoped command parsed.
-type orgCmd struct {
+// clientOrgCmd holds what an org-scoped command parsed.
+type clientOrgCmd struct {
 	name string
 	fs   *flag.FlagSet
-	cf   *commonFlags
+	cf   *clientFlags
 	org  *string
 }
 
-func (c *clientRun) orgFlags(name string) *orgCmd {
+func (c *clientRun) orgFlags(name string) *clientOrgCmd {
 	fs, cf := c.newFlags(name, true)
-	return &orgCmd{name: name, fs: fs, cf: cf, org: fs.String("org", "", "organisation")}
+	return &clientOrgCmd{name: name, fs: fs, cf: cf, org: fs.String("org", "", "organisation")}
 }
 
 // parse parses args, checks --org and the count of positional arguments,
 // and resolves the target. On failure it returns the exit status.
-func (c *clientRun) parse(o *orgCmd, args []string, wantPos int, usage string) ([]string, target, int, bool) {
-	pos, err := parseArgs(o.fs, args)
+func (c *clientRun) parse(o *clientOrgCmd, args []string, wantPos int, usage string) ([]string, clientTarget, int, bool) {
+	pos, err := clientParseArgs(o.fs, args)
 	if err != nil {
-		return nil, target{}, flagExit(err), false
+		return nil, clientTarget{}, clientFlagExit(err), false
 	}
 	if *o.org == "" || len(pos) != wantPos {
-		return nil, target{}, c.usage(o.name, "usage: %s %s", o.name, usage), false
+		return nil, clientTarget{}, c.usage(o.name, "usage: %s %s", o.name, usage), false
 	}
 	t, err := c.resolve(o.cf, true)
 	if err != nil {
-		return nil, target{}, c.usage(o.name, "%v", err), false
+		return nil, clientTarget{}, c.usage(o.name, "%v", err), false
 	}
 	return pos, t, 0, true
 }
 
 // simple sends one request and prints the JSON with --json or done
 // otherwise; for commands whose success needs no table.
-func (c *clientRun) simple(o *orgCmd, t target, method, path string, in any, done string) int {
+func (c *clientRun) simple(o *clientOrgCmd, t clientTarget, method, path string, in any, done string) int {
 	data, _, err := c.callJSON(t, method, path, in)
 	if err != nil {
 		return c.fail(o.name, err)
@@ -893,7 +912,7 @@ func (c *clientRun) simple(o *orgCmd, t target, method, path string, in any, don
 	return 0
 }
 
-func validRole(r string) bool {
+func clientValidRole(r string) bool {
 	return r == "viewer" || r == "member" || r == "admin" || r == "owner"
 }
 
@@ -901,9 +920,9 @@ func validRole(r string) bool {
 
 func (c *clientRun) orgCreate(cmd string, args []string) int {
 	fs, cf := c.newFlags(cmd, true)
-	pos, err := parseArgs(fs, args)
+	pos, err := clientParseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return clientFlagExit(err)
 	}
 	if len(pos) != 1 || pos[0] == "" {
 		return c.usage(cmd, "usage: org create NAME")
@@ -920,21 +939,21 @@ func (c *clientRun) orgCreate(cmd string, args []string) int {
 		return c.rawJSON(cmd, data)
 	}
 	var out struct {
-		Name string   `json:"name"`
-		ID   jsonText `json:"id"`
+		Name string         `json:"name"`
+		ID   clientJSONText `json:"id"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
-	fmt.Fprintf(c.stdout, "created org %s (id %s); you are its owner\n", printable(out.Name), printable(string(out.ID)))
+	fmt.Fprintf(c.stdout, "created org %s (id %s); you are its owner\n", termSafe(out.Name), termSafe(string(out.ID)))
 	return 0
 }
 
 func (c *clientRun) orgList(cmd string, args []string) int {
 	fs, cf := c.newFlags(cmd, true)
-	pos, err := parseArgs(fs, args)
+	pos, err := clientParseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return clientFlagExit(err)
 	}
 	if len(pos) != 0 {
 		return c.usage(cmd, "usage: org list")
@@ -953,7 +972,7 @@ func (c *clientRun) orgList(cmd string, args []string) int {
 	var out struct {
 		Orgs []struct{ Name, Role string } `json:"orgs"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	rows := [][]string{}
@@ -973,18 +992,18 @@ func (c *clientRun) userAdd(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	if *email == "" || !validRole(*role) {
+	if *email == "" || !clientValidRole(*role) {
 		return c.usage(cmd, "usage: user add --org O --email E --role viewer|member|admin|owner [--password-stdin]")
 	}
 	in := map[string]string{"email": *email, "role": *role}
 	if *pwStdin {
-		pw, err := readPassword(c.stdin)
+		pw, err := clientReadPassword(c.stdin)
 		if err != nil {
 			return c.usage(cmd, "%v", err)
 		}
 		in["password"] = pw
 	}
-	data, _, err := c.callJSON(t, http.MethodPost, apiPath("v1", "orgs", *o.org, "members"), in)
+	data, _, err := c.callJSON(t, http.MethodPost, clientPath("v1", "orgs", *o.org, "members"), in)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -992,22 +1011,22 @@ func (c *clientRun) userAdd(cmd string, args []string) int {
 		return c.rawJSON(cmd, data)
 	}
 	var out struct {
-		UserID jsonText `json:"user_id"`
-		Email  string   `json:"email"`
-		Role   string   `json:"role"`
+		UserID clientJSONText `json:"user_id"`
+		Email  string         `json:"email"`
+		Role   string         `json:"role"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
-	fmt.Fprintf(c.stdout, "added %s (user id %s) to %s as %s\n", printable(out.Email), printable(string(out.UserID)), printable(*o.org), printable(out.Role))
+	fmt.Fprintf(c.stdout, "added %s (user id %s) to %s as %s\n", termSafe(out.Email), termSafe(string(out.UserID)), termSafe(*o.org), termSafe(out.Role))
 	return 0
 }
 
-type memberJSON struct {
-	UserID  jsonText `json:"user_id"`
-	Email   string   `json:"email"`
-	Role    string   `json:"role"`
-	AddedAt string   `json:"added_at"`
+type clientMember struct {
+	UserID  clientJSONText `json:"user_id"`
+	Email   string         `json:"email"`
+	Role    string         `json:"role"`
+	AddedAt string         `json:"added_at"`
 }
 
 func (c *clientRun) memberList(cmd string, args []string) int {
@@ -1016,7 +1035,7 @@ func (c *clientRun) memberList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "members"), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "members"), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1024,9 +1043,9 @@ func (c *clientRun) memberList(cmd string, args []string) int {
 		return c.rawJSON(cmd, data)
 	}
 	var out struct {
-		Members []memberJSON `json:"members"`
+		Members []clientMember `json:"members"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	rows := [][]string{}
@@ -1045,11 +1064,11 @@ func (c *clientRun) memberSetRole(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	if *uid == "" || !validRole(*role) {
+	if *uid == "" || !clientValidRole(*role) {
 		return c.usage(cmd, "usage: member set-role --org O --user-id N --role viewer|member|admin|owner")
 	}
-	return c.simple(o, t, http.MethodPatch, apiPath("v1", "orgs", *o.org, "members", *uid), map[string]string{"role": *role},
-		fmt.Sprintf("user %s is now %s in %s", printable(*uid), *role, printable(*o.org)))
+	return c.simple(o, t, http.MethodPatch, clientPath("v1", "orgs", *o.org, "members", *uid), map[string]string{"role": *role},
+		fmt.Sprintf("user %s is now %s in %s", termSafe(*uid), *role, termSafe(*o.org)))
 }
 
 func (c *clientRun) memberRemove(cmd string, args []string) int {
@@ -1062,8 +1081,8 @@ func (c *clientRun) memberRemove(cmd string, args []string) int {
 	if *uid == "" {
 		return c.usage(cmd, "usage: member remove --org O --user-id N")
 	}
-	return c.simple(o, t, http.MethodDelete, apiPath("v1", "orgs", *o.org, "members", *uid), nil,
-		fmt.Sprintf("removed user %s from %s", printable(*uid), printable(*o.org)))
+	return c.simple(o, t, http.MethodDelete, clientPath("v1", "orgs", *o.org, "members", *uid), nil,
+		fmt.Sprintf("removed user %s from %s", termSafe(*uid), termSafe(*o.org)))
 }
 
 // ---- tokens ----
@@ -1077,32 +1096,32 @@ func (c *clientRun) tokenCreate(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	if *name == "" || !validRole(*role) {
+	if *name == "" || !clientValidRole(*role) {
 		return c.usage(cmd, "usage: token create --org O --name N --role viewer|member|admin|owner [--expires 720h]")
 	}
 	in := map[string]string{"name": *name, "role": *role}
 	if *expires != "" {
 		if d, err := time.ParseDuration(*expires); err != nil || d <= 0 {
-			return c.usage(cmd, "--expires %s: want a positive Go duration such as 720h", printable(*expires))
+			return c.usage(cmd, "--expires %s: want a positive Go duration such as 720h", termSafe(*expires))
 		}
 		in["expires_in"] = *expires
 	}
-	return c.showNewToken(o, t, apiPath("v1", "orgs", *o.org, "tokens"), in)
+	return c.showNewToken(o, t, clientPath("v1", "orgs", *o.org, "tokens"), in)
 }
 
 // showNewToken creates a token and prints it: this is the one time it is
 // shown. The token is alone on the first line of stdout, so scripts can
 // take it with head -1; what describes it goes to stderr.
-func (c *clientRun) showNewToken(o *orgCmd, t target, path string, in any) int {
+func (c *clientRun) showNewToken(o *clientOrgCmd, t clientTarget, path string, in any) int {
 	data, _, err := c.callJSON(t, http.MethodPost, path, in)
 	if err != nil {
 		return c.fail(o.name, err)
 	}
 	var out struct {
-		Token string   `json:"token"`
-		ID    jsonText `json:"id"`
+		Token string         `json:"token"`
+		ID    clientJSONText `json:"id"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(o.name, err)
 	}
 	tok, err := parseBearerToken(out.Token)
@@ -1113,7 +1132,7 @@ func (c *clientRun) showNewToken(o *orgCmd, t target, path string, in any) int {
 		return c.rawJSON(o.name, data)
 	}
 	fmt.Fprintln(c.stdout, tok.reveal())
-	fmt.Fprintf(c.stderr, "token id %s; the token is shown only this once\n", printable(string(out.ID)))
+	fmt.Fprintf(c.stderr, "token id %s; the token is shown only this once\n", termSafe(string(out.ID)))
 	return 0
 }
 
@@ -1123,24 +1142,24 @@ func (c *clientRun) tokenList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "tokens"), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "tokens"), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
 	var out struct {
 		Tokens []struct {
-			ID         jsonText `json:"id"`
-			Name       string   `json:"name"`
-			Role       string   `json:"role"`
-			Agent      jsonText `json:"agent"`
-			CreatedBy  jsonText `json:"created_by"`
-			CreatedAt  jsonText `json:"created_at"`
-			ExpiresAt  jsonText `json:"expires_at"`
-			Revoked    bool     `json:"revoked"`
-			LastUsedAt jsonText `json:"last_used_at"`
+			ID         clientJSONText `json:"id"`
+			Name       string         `json:"name"`
+			Role       string         `json:"role"`
+			Agent      clientJSONText `json:"agent"`
+			CreatedBy  clientJSONText `json:"created_by"`
+			CreatedAt  clientJSONText `json:"created_at"`
+			ExpiresAt  clientJSONText `json:"expires_at"`
+			Revoked    bool           `json:"revoked"`
+			LastUsedAt clientJSONText `json:"last_used_at"`
 		} `json:"tokens"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	if o.cf.json {
@@ -1148,7 +1167,7 @@ func (c *clientRun) tokenList(cmd string, args []string) int {
 		var raw struct {
 			Tokens []map[string]json.RawMessage `json:"tokens"`
 		}
-		if err := decode(data, &raw); err != nil {
+		if err := clientDecode(data, &raw); err != nil {
 			return c.fail(cmd, err)
 		}
 		for _, k := range raw.Tokens {
@@ -1178,8 +1197,8 @@ func (c *clientRun) tokenRevoke(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	return c.simple(o, t, http.MethodDelete, apiPath("v1", "orgs", *o.org, "tokens", pos[0]), nil,
-		fmt.Sprintf("revoked token %s", printable(pos[0])))
+	return c.simple(o, t, http.MethodDelete, clientPath("v1", "orgs", *o.org, "tokens", pos[0]), nil,
+		fmt.Sprintf("revoked token %s", termSafe(pos[0])))
 }
 
 // ---- agents ----
@@ -1203,18 +1222,18 @@ func (c *clientRun) agentApply(cmd string, args []string) int {
 		defer f.Close()
 		r = f
 	}
-	text, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
+	text, err := io.ReadAll(io.LimitReader(r, clientMaxManifest+1))
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
-	if len(text) > maxManifestBytes {
-		return c.usage(cmd, "%s is larger than %d MiB", printable(*file), maxManifestBytes>>20)
+	if len(text) > clientMaxManifest {
+		return c.usage(cmd, "%s is larger than %d MiB", termSafe(*file), clientMaxManifest>>20)
 	}
-	name, err := manifestName(text)
+	name, err := clientManifestName(text)
 	if err != nil {
-		return c.usage(cmd, "%s: %v", printable(*file), err)
+		return c.usage(cmd, "%s: %v", termSafe(*file), err)
 	}
-	data, status, err := c.call(t, http.MethodPut, apiPath("v1", "orgs", *o.org, "agents", name), "application/yaml", text)
+	data, status, err := c.call(t, http.MethodPut, clientPath("v1", "orgs", *o.org, "agents", name), "application/yaml", text)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1226,20 +1245,20 @@ func (c *clientRun) agentApply(cmd string, args []string) int {
 		SHA256    string `json:"sha256"`
 		UpdatedAt string `json:"updated_at"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	verb := "updated"
 	if status == http.StatusCreated {
 		verb = "created"
 	}
-	fmt.Fprintf(c.stdout, "agent %s %s in %s (sha256 %s)\n", printable(out.Name), verb, printable(*o.org), printable(out.SHA256))
+	fmt.Fprintf(c.stdout, "agent %s %s in %s (sha256 %s)\n", termSafe(out.Name), verb, termSafe(*o.org), termSafe(out.SHA256))
 	return 0
 }
 
-// manifestName finds metadata.name, which names the agent in the URL; the
+// clientManifestName finds metadata.name, which names the agent in the URL; the
 // server checks the rest of the manifest.
-func manifestName(text []byte) (string, error) {
+func clientManifestName(text []byte) (string, error) {
 	var m struct {
 		Metadata struct {
 			Name string `yaml:"name"`
@@ -1260,7 +1279,7 @@ func (c *clientRun) agentList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "agents"), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "agents"), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1274,7 +1293,7 @@ func (c *clientRun) agentList(cmd string, args []string) int {
 			SHA256    string `json:"sha256"`
 		} `json:"agents"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	rows := [][]string{}
@@ -1293,7 +1312,7 @@ func (c *clientRun) agentGet(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "agents", pos[0]), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "agents", pos[0]), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1312,8 +1331,8 @@ func (c *clientRun) agentDelete(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	return c.simple(o, t, http.MethodDelete, apiPath("v1", "orgs", *o.org, "agents", pos[0]), nil,
-		fmt.Sprintf("deleted agent %s from %s", printable(pos[0]), printable(*o.org)))
+	return c.simple(o, t, http.MethodDelete, clientPath("v1", "orgs", *o.org, "agents", pos[0]), nil,
+		fmt.Sprintf("deleted agent %s from %s", termSafe(pos[0]), termSafe(*o.org)))
 }
 
 func (c *clientRun) agentToken(cmd string, args []string) int {
@@ -1327,24 +1346,24 @@ func (c *clientRun) agentToken(cmd string, args []string) int {
 	if *name != "" {
 		in["name"] = *name
 	}
-	return c.showNewToken(o, t, apiPath("v1", "orgs", *o.org, "agents", pos[0], "tokens"), in)
+	return c.showNewToken(o, t, clientPath("v1", "orgs", *o.org, "agents", pos[0], "tokens"), in)
 }
 
 // ---- abilities ----
 
-type credentialBinding struct {
+type clientCredentialBinding struct {
 	Name   string   `json:"name"`
 	Hosts  []string `json:"hosts"`
 	Header string   `json:"header,omitempty"`
 	Format string   `json:"format,omitempty"`
 }
 
-type abilityJSON struct {
-	Service    string             `json:"service,omitempty"`
-	Actions    map[string]string  `json:"actions"`
-	Credential *credentialBinding `json:"credential,omitempty"`
-	Guidelines string             `json:"guidelines,omitempty"`
-	UpdatedAt  string             `json:"updated_at,omitempty"`
+type clientAbility struct {
+	Service    string                   `json:"service,omitempty"`
+	Actions    map[string]string        `json:"actions"`
+	Credential *clientCredentialBinding `json:"credential,omitempty"`
+	Guidelines string                   `json:"guidelines,omitempty"`
+	UpdatedAt  string                   `json:"updated_at,omitempty"`
 }
 
 func (c *clientRun) abilityGrant(cmd string, args []string) int {
@@ -1365,19 +1384,19 @@ func (c *clientRun) abilityGrant(cmd string, args []string) int {
 	if *agent == "" || *service == "" || len(actions) == 0 {
 		return c.usage(cmd, "usage: ability grant --org O --agent A --service S --action NAME=automatic|approval|disabled... [--credential NAME --host H... [--header H] [--format F]] [--guidelines T]")
 	}
-	in := abilityJSON{Actions: map[string]string{}, Guidelines: *guidelines}
+	in := clientAbility{Actions: map[string]string{}, Guidelines: *guidelines}
 	for _, a := range actions {
 		name, mode, found := strings.Cut(a, "=")
 		if !found || name == "" {
-			return c.usage(cmd, "--action %s: want NAME=automatic|approval|disabled", printable(a))
+			return c.usage(cmd, "--action %s: want NAME=automatic|approval|disabled", termSafe(a))
 		}
 		switch mode {
 		case "automatic", "approval", "disabled":
 		default:
-			return c.usage(cmd, "--action %s: the mode must be automatic, approval or disabled", printable(a))
+			return c.usage(cmd, "--action %s: the mode must be automatic, approval or disabled", termSafe(a))
 		}
 		if _, dup := in.Actions[name]; dup {
-			return c.usage(cmd, "--action %s: given twice", printable(name))
+			return c.usage(cmd, "--action %s: given twice", termSafe(name))
 		}
 		in.Actions[name] = mode
 	}
@@ -1388,24 +1407,24 @@ func (c *clientRun) abilityGrant(cmd string, args []string) int {
 	case *cred == "" && (len(hosts) > 0 || *header != "" || *format != ""):
 		return c.usage(cmd, "--host, --header and --format describe a --credential; name it")
 	case *cred != "":
-		in.Credential = &credentialBinding{Name: *cred, Hosts: hosts, Header: *header, Format: *format}
+		in.Credential = &clientCredentialBinding{Name: *cred, Hosts: hosts, Header: *header, Format: *format}
 	}
-	data, _, err := c.callJSON(t, http.MethodPut, apiPath("v1", "orgs", *o.org, "agents", *agent, "abilities", *service), in)
+	data, _, err := c.callJSON(t, http.MethodPut, clientPath("v1", "orgs", *o.org, "agents", *agent, "abilities", *service), in)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
 	if o.cf.json {
 		return c.rawJSON(cmd, data)
 	}
-	var out abilityJSON
-	if err := decode(data, &out); err != nil {
+	var out clientAbility
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
-	fmt.Fprintf(c.stdout, "agent %s on %s: %s\n", printable(*agent), printable(out.Service), printable(formatActions(out.Actions)))
+	fmt.Fprintf(c.stdout, "agent %s on %s: %s\n", termSafe(*agent), termSafe(out.Service), termSafe(clientFormatActions(out.Actions)))
 	return 0
 }
 
-func formatActions(m map[string]string) string {
+func clientFormatActions(m map[string]string) string {
 	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
@@ -1424,7 +1443,7 @@ func (c *clientRun) abilityList(cmd string, args []string) int {
 	if *agent == "" {
 		return c.usage(cmd, "usage: ability list --org O --agent A")
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "agents", *agent, "abilities"), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "agents", *agent, "abilities"), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1432,9 +1451,9 @@ func (c *clientRun) abilityList(cmd string, args []string) int {
 		return c.rawJSON(cmd, data)
 	}
 	var out struct {
-		Abilities []abilityJSON `json:"abilities"`
+		Abilities []clientAbility `json:"abilities"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	rows := [][]string{}
@@ -1443,7 +1462,7 @@ func (c *clientRun) abilityList(cmd string, args []string) int {
 		if a.Credential != nil {
 			cred = a.Credential.Name + " -> " + strings.Join(a.Credential.Hosts, ",")
 		}
-		rows = append(rows, []string{a.Service, formatActions(a.Actions), cred, a.UpdatedAt})
+		rows = append(rows, []string{a.Service, clientFormatActions(a.Actions), cred, a.UpdatedAt})
 	}
 	c.table([]string{"SERVICE", "ACTIONS", "CREDENTIAL", "UPDATED"}, rows)
 	return 0
@@ -1460,14 +1479,14 @@ func (c *clientRun) abilityRevoke(cmd string, args []string) int {
 	if *agent == "" || *service == "" {
 		return c.usage(cmd, "usage: ability revoke --org O --agent A --service S")
 	}
-	return c.simple(o, t, http.MethodDelete, apiPath("v1", "orgs", *o.org, "agents", *agent, "abilities", *service), nil,
-		fmt.Sprintf("agent %s may no longer use %s", printable(*agent), printable(*service)))
+	return c.simple(o, t, http.MethodDelete, clientPath("v1", "orgs", *o.org, "agents", *agent, "abilities", *service), nil,
+		fmt.Sprintf("agent %s may no longer use %s", termSafe(*agent), termSafe(*service)))
 }
 
 // ---- credentials ----
 
-// appendJSONString appends s as a JSON string. s is valid UTF-8.
-func appendJSONString(dst, s []byte) []byte {
+// clientAppendJSONString appends s as a JSON string. s is valid UTF-8.
+func clientAppendJSONString(dst, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for _, b := range s {
@@ -1520,13 +1539,13 @@ func (c *clientRun) credentialSet(cmd string, args []string) int {
 	// The body is built by hand so that the value is never copied into a
 	// string, which could not be cleared.
 	body := append([]byte(`{"type":`), strconv.Quote(*typ)...)
-	body = appendJSONString(append(body, `,"value":`...), v)
+	body = clientAppendJSONString(append(body, `,"value":`...), v)
 	body = append(body, '}')
 	defer clear(body)
-	if _, _, err := c.call(t, http.MethodPut, apiPath("v1", "orgs", *o.org, "credentials", *name), "application/json", body); err != nil {
+	if _, _, err := c.call(t, http.MethodPut, clientPath("v1", "orgs", *o.org, "credentials", *name), "application/json", body); err != nil {
 		return c.fail(cmd, err)
 	}
-	fmt.Fprintf(c.stdout, "stored credential %s (%s) in %s\n", printable(*name), *typ, printable(*o.org))
+	fmt.Fprintf(c.stdout, "stored credential %s (%s) in %s\n", termSafe(*name), *typ, termSafe(*o.org))
 	return 0
 }
 
@@ -1536,7 +1555,7 @@ func (c *clientRun) credentialList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "credentials"), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "credentials"), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1548,7 +1567,7 @@ func (c *clientRun) credentialList(cmd string, args []string) int {
 			UpdatedAt string `json:"updated_at"`
 		} `json:"credentials"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	if o.cf.json {
@@ -1565,9 +1584,9 @@ func (c *clientRun) credentialList(cmd string, args []string) int {
 func (c *clientRun) credentialDelete(cmd string, args []string) int {
 	o := c.orgFlags(cmd)
 	name := o.fs.String("name", "", "credential name")
-	pos, err := parseArgs(o.fs, args)
+	pos, err := clientParseArgs(o.fs, args)
 	if err != nil {
-		return flagExit(err)
+		return clientFlagExit(err)
 	}
 	// The name may come as --name N or as the one argument.
 	if len(pos) == 1 && *name == "" {
@@ -1580,8 +1599,8 @@ func (c *clientRun) credentialDelete(cmd string, args []string) int {
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
-	return c.simple(o, t, http.MethodDelete, apiPath("v1", "orgs", *o.org, "credentials", *name), nil,
-		fmt.Sprintf("deleted credential %s from %s", printable(*name), printable(*o.org)))
+	return c.simple(o, t, http.MethodDelete, clientPath("v1", "orgs", *o.org, "credentials", *name), nil,
+		fmt.Sprintf("deleted credential %s from %s", termSafe(*name), termSafe(*o.org)))
 }
 
 // ---- approvals ----
@@ -1592,7 +1611,7 @@ func (c *clientRun) approvalsList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "approvals"), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "approvals"), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1601,17 +1620,17 @@ func (c *clientRun) approvalsList(cmd string, args []string) int {
 	}
 	var out struct {
 		Approvals []struct {
-			ID        jsonText `json:"id"`
-			Agent     string   `json:"agent"`
-			Tool      string   `json:"tool"`
-			Summary   string   `json:"summary"`
-			Risk      string   `json:"risk"`
-			Why       string   `json:"why"`
-			CreatedAt string   `json:"created_at"`
-			Deadline  string   `json:"deadline"`
+			ID        clientJSONText `json:"id"`
+			Agent     string         `json:"agent"`
+			Tool      string         `json:"tool"`
+			Summary   string         `json:"summary"`
+			Risk      string         `json:"risk"`
+			Why       string         `json:"why"`
+			CreatedAt string         `json:"created_at"`
+			Deadline  string         `json:"deadline"`
 		} `json:"approvals"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	// The server's order (most urgent first) is kept.
@@ -1657,8 +1676,8 @@ func (c *clientRun) approvalsReject(cmd string, args []string) int {
 	return c.decide(o, t, pos[0], "reject", in)
 }
 
-func (c *clientRun) decide(o *orgCmd, t target, id, verb string, in map[string]string) int {
-	data, _, err := c.callJSON(t, http.MethodPost, apiPath("v1", "orgs", *o.org, "approvals", id, verb), in)
+func (c *clientRun) decide(o *clientOrgCmd, t clientTarget, id, verb string, in map[string]string) int {
+	data, _, err := c.callJSON(t, http.MethodPost, clientPath("v1", "orgs", *o.org, "approvals", id, verb), in)
 	if err != nil {
 		return c.fail(o.name, err)
 	}
@@ -1666,19 +1685,19 @@ func (c *clientRun) decide(o *orgCmd, t target, id, verb string, in map[string]s
 		return c.rawJSON(o.name, data)
 	}
 	var out struct {
-		ID      jsonText `json:"id"`
-		Outcome string   `json:"outcome"`
-		By      string   `json:"by"`
-		Reason  string   `json:"reason"`
+		ID      clientJSONText `json:"id"`
+		Outcome string         `json:"outcome"`
+		By      string         `json:"by"`
+		Reason  string         `json:"reason"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(o.name, err)
 	}
 	line := fmt.Sprintf("%s %s by %s", string(out.ID), out.Outcome, out.By)
 	if out.Reason != "" {
 		line += " (" + out.Reason + ")"
 	}
-	fmt.Fprintln(c.stdout, printable(line))
+	fmt.Fprintln(c.stdout, termSafe(line))
 	return 0
 }
 
@@ -1692,7 +1711,7 @@ func (c *clientRun) auditVerify(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, apiPath("v1", "orgs", *o.org, "audit", "verify"), nil)
+	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "audit", "verify"), nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}
@@ -1701,7 +1720,7 @@ func (c *clientRun) auditVerify(cmd string, args []string) int {
 		Records int64  `json:"records"`
 		Problem string `json:"problem"`
 	}
-	if err := decode(data, &out); err != nil {
+	if err := clientDecode(data, &out); err != nil {
 		return c.fail(cmd, err)
 	}
 	if out.OK == nil {
@@ -1712,9 +1731,9 @@ func (c *clientRun) auditVerify(cmd string, args []string) int {
 			return code
 		}
 	} else if *out.OK {
-		fmt.Fprintf(c.stdout, "audit chain of %s intact: %d records\n", printable(*o.org), out.Records)
+		fmt.Fprintf(c.stdout, "audit chain of %s intact: %d records\n", termSafe(*o.org), out.Records)
 	} else {
-		fmt.Fprintf(c.stdout, "audit chain of %s BROKEN: %s\n", printable(*o.org), printable(out.Problem))
+		fmt.Fprintf(c.stdout, "audit chain of %s BROKEN: %s\n", termSafe(*o.org), termSafe(out.Problem))
 	}
 	if !*out.OK {
 		return 1
@@ -1735,7 +1754,7 @@ func (c *clientRun) auditExport(cmd string, args []string) int {
 	defer cancel()
 	idle := time.AfterFunc(clientTimeout, cancel)
 	defer idle.Stop()
-	resp, err := send(ctx, newHTTPClient(0), t, http.MethodGet, apiPath("v1", "orgs", *o.org, "audit", "export"), "", nil)
+	resp, err := clientSend(ctx, newClientHTTP(0), t, http.MethodGet, clientPath("v1", "orgs", *o.org, "audit", "export"), "", nil)
 	if err != nil {
 		return c.fail(cmd, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,11 +17,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// apiToken is the org-scoped token the fake servers expect.
-const apiToken = "ckt_test-token-0123456789"
+// testAPIToken is the org-scoped token the fake servers expect.
+const testAPIToken = "ckt_test-token-0123456789"
 
-// seen is one request a fake server received.
-type seen struct {
+// fakeRequest is one request a fake server received.
+type fakeRequest struct {
 	method, path, contentType, auth string
 	body                            []byte
 }
@@ -30,7 +31,7 @@ type seen struct {
 type fakeAPI struct {
 	*httptest.Server
 	mu     sync.Mutex
-	reqs   []seen // guarded by mu
+	reqs   []fakeRequest // guarded by mu
 	answer func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
@@ -40,7 +41,7 @@ func newFakeAPI(t *testing.T, answer func(w http.ResponseWriter, r *http.Request
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
-		f.reqs = append(f.reqs, seen{r.Method, r.URL.EscapedPath(), r.Header.Get("Content-Type"), r.Header.Get("Authorization"), body})
+		f.reqs = append(f.reqs, fakeRequest{r.Method, r.URL.EscapedPath(), r.Header.Get("Content-Type"), r.Header.Get("Authorization"), body})
 		f.mu.Unlock()
 		f.answer(w, r, body)
 	}))
@@ -48,19 +49,19 @@ func newFakeAPI(t *testing.T, answer func(w http.ResponseWriter, r *http.Request
 	return f
 }
 
-func (f *fakeAPI) requests() []seen {
+func (f *fakeAPI) requests() []fakeRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]seen(nil), f.reqs...)
+	return append([]fakeRequest(nil), f.reqs...)
 }
 
-func writeJSON(w http.ResponseWriter, status int, body string) {
+func fakeWriteJSON(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	io.WriteString(w, body)
 }
 
-func writeProblem(w http.ResponseWriter, status int, code, detail string) {
+func fakeWriteProblem(w http.ResponseWriter, status int, code, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{
@@ -68,9 +69,9 @@ func writeProblem(w http.ResponseWriter, status int, code, detail string) {
 	})
 }
 
-// isolate points every config location at a fresh temporary directory and
+// isolateClientEnv points every config location at a fresh temporary directory and
 // clears the environment the client reads; it returns the config path.
-func isolate(t *testing.T) string {
+func isolateClientEnv(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "conf", "clawkeep", "client.json")
@@ -92,9 +93,9 @@ func runClient(t *testing.T, stdin string, args ...string) (stdout, stderr strin
 	return out.String(), errb.String(), code
 }
 
-func saveConfig(t *testing.T, path string, cfg clientConfig, perm os.FileMode) {
+func saveClientConfig(t *testing.T, path string, cfg clientConfig, perm os.FileMode) {
 	t.Helper()
-	if err := writeConfig(path, cfg); err != nil {
+	if err := clientWriteConfig(path, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(path, perm); err != nil {
@@ -103,16 +104,16 @@ func saveConfig(t *testing.T, path string, cfg clientConfig, perm os.FileMode) {
 }
 
 func TestLoginWritesConfigPrivatelyAndNeverPrintsTheToken(t *testing.T) {
-	cfgPath := isolate(t)
+	cfgPath := isolateClientEnv(t)
 	const session = "cks_session-secret-abcdef"
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		var in map[string]string
 		if r.Method != http.MethodPost || r.URL.Path != "/v1/login" || r.Header.Get("Content-Type") != "application/json" ||
 			json.Unmarshal(body, &in) != nil || in["email"] != "ada@example.com" || in["password"] != "pw with spaces" || len(in) != 2 {
-			writeProblem(w, 400, "bad_request", "unexpected request")
+			fakeWriteProblem(w, 400, "bad_request", "unexpected request")
 			return
 		}
-		writeJSON(w, 200, `{"token":"`+session+`","expires_at":"2026-12-01T00:00:00Z","user":{"id":1,"email":"ada@example.com","instance_owner":true}}`)
+		fakeWriteJSON(w, 200, `{"token":"`+session+`","expires_at":"2026-12-01T00:00:00Z","user":{"id":1,"email":"ada@example.com","instance_owner":true}}`)
 	})
 	for _, extra := range [][]string{nil, {"--json"}} {
 		args := append([]string{"login", "--server", srv.URL, "--email", "ada@example.com"}, extra...)
@@ -138,7 +139,7 @@ func TestLoginWritesConfigPrivatelyAndNeverPrintsTheToken(t *testing.T) {
 	if di.Mode().Perm() != 0o700 {
 		t.Errorf("config dir mode %04o, want 0700", di.Mode().Perm())
 	}
-	cfg, err := readConfig(cfgPath)
+	cfg, err := clientReadConfig(cfgPath)
 	if err != nil || cfg.Server != srv.URL || cfg.Token != session {
 		t.Fatalf("config = %+v, %v", cfg, err)
 	}
@@ -148,7 +149,7 @@ func TestLoginWritesConfigPrivatelyAndNeverPrintsTheToken(t *testing.T) {
 	}
 	// The saved session is what later commands send.
 	srv.answer = func(w http.ResponseWriter, r *http.Request, body []byte) {
-		writeJSON(w, 200, `{"orgs":[{"name":"acme","role":"owner"}]}`)
+		fakeWriteJSON(w, 200, `{"orgs":[{"name":"acme","role":"owner"}]}`)
 	}
 	stdout, stderr, code := runClient(t, "", "org", "list")
 	if code != 0 || !strings.Contains(stdout, "acme") || strings.Contains(stdout+stderr, session) {
@@ -162,16 +163,16 @@ func TestLoginWritesConfigPrivatelyAndNeverPrintsTheToken(t *testing.T) {
 
 func TestWorldReadableConfigRefused(t *testing.T) {
 	for _, perm := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
-		cfgPath := isolate(t)
+		cfgPath := isolateClientEnv(t)
 		srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
-			writeJSON(w, 200, `{"orgs":[]}`)
+			fakeWriteJSON(w, 200, `{"orgs":[]}`)
 		})
-		saveConfig(t, cfgPath, clientConfig{Server: srv.URL, Token: apiToken}, perm)
+		saveClientConfig(t, cfgPath, clientConfig{Server: srv.URL, Token: testAPIToken}, perm)
 		stdout, stderr, code := runClient(t, "", "org", "list")
 		if code != 2 || !strings.Contains(stderr, "too open") || !strings.Contains(stderr, "chmod 600") {
 			t.Errorf("mode %04o: exit %d, stderr %q; want 2 and the reason", perm, code, stderr)
 		}
-		if strings.Contains(stdout+stderr, apiToken) {
+		if strings.Contains(stdout+stderr, testAPIToken) {
 			t.Errorf("mode %04o: the refusal printed the token", perm)
 		}
 		if n := len(srv.requests()); n != 0 {
@@ -181,7 +182,7 @@ func TestWorldReadableConfigRefused(t *testing.T) {
 }
 
 func TestConfigWithGarbageDoesNotEchoIt(t *testing.T) {
-	cfgPath := isolate(t)
+	cfgPath := isolateClientEnv(t)
 	os.MkdirAll(filepath.Dir(cfgPath), 0o700)
 	os.WriteFile(cfgPath, []byte(`{"server":"http://127.0.0.1:1","token":"ckt_leak","extra":1}`), 0o600)
 	_, stderr, code := runClient(t, "", "org", "list")
@@ -194,7 +195,7 @@ func TestServerAndTokenPrecedenceFlagEnvFile(t *testing.T) {
 	var servers [3]*fakeAPI
 	for i := range servers {
 		servers[i] = newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
-			writeJSON(w, 200, `{"orgs":[]}`)
+			fakeWriteJSON(w, 200, `{"orgs":[]}`)
 		})
 	}
 	flagSrv, envSrv, fileSrv := servers[0], servers[1], servers[2]
@@ -231,8 +232,8 @@ func TestServerAndTokenPrecedenceFlagEnvFile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfgPath := isolate(t)
-			saveConfig(t, cfgPath, clientConfig{Server: fileSrv.URL, Token: "ckt_file"}, 0o600)
+			cfgPath := isolateClientEnv(t)
+			saveClientConfig(t, cfgPath, clientConfig{Server: fileSrv.URL, Token: "ckt_file"}, 0o600)
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
@@ -260,8 +261,8 @@ func TestServerAndTokenPrecedenceFlagEnvFile(t *testing.T) {
 }
 
 func TestProblemResponsesExitOneWithTheCode(t *testing.T) {
-	isolate(t)
-	t.Setenv("CLAWKEEP_TOKEN", apiToken)
+	isolateClientEnv(t)
+	t.Setenv("CLAWKEEP_TOKEN", testAPIToken)
 	cases := []struct {
 		status      int
 		code, retry string
@@ -277,7 +278,7 @@ func TestProblemResponsesExitOneWithTheCode(t *testing.T) {
 			if tc.retry != "" {
 				w.Header().Set("Retry-After", tc.retry)
 			}
-			writeProblem(w, tc.status, tc.code, "role viewer may not")
+			fakeWriteProblem(w, tc.status, tc.code, "role viewer may not")
 		})
 		t.Setenv("CLAWKEEP_SERVER", srv.URL)
 		_, stderr, code := runClient(t, "", "agent", "list", "--org", "acme")
@@ -302,10 +303,10 @@ func TestProblemResponsesExitOneWithTheCode(t *testing.T) {
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
-	isolate(t)
-	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) { writeJSON(w, 200, `{}`) })
+	isolateClientEnv(t)
+	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) { fakeWriteJSON(w, 200, `{}`) })
 	t.Setenv("CLAWKEEP_SERVER", srv.URL)
-	t.Setenv("CLAWKEEP_TOKEN", apiToken)
+	t.Setenv("CLAWKEEP_TOKEN", testAPIToken)
 	cases := [][]string{
 		{"org"},
 		{"org", "frobnicate"},
@@ -372,12 +373,12 @@ type clientCase struct {
 	wantOut     string
 }
 
-const claw = "claw: \"0.3.0\"\nkind: Claw\nmetadata:\n  name: triage-bot\n  version: \"1.0.0\"\nspec: {}\n"
+const testClawYAML = "claw: \"0.3.0\"\nkind: Claw\nmetadata:\n  name: triage-bot\n  version: \"1.0.0\"\nspec: {}\n"
 
 func clientCases(t *testing.T) []clientCase {
 	dir := t.TempDir()
 	manifestFile := filepath.Join(dir, "claw.yaml")
-	if err := os.WriteFile(manifestFile, []byte(claw), 0o600); err != nil {
+	if err := os.WriteFile(manifestFile, []byte(testClawYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	o := []string{"--org", "acme"}
@@ -417,13 +418,13 @@ func clientCases(t *testing.T) []clientCase {
 		{args: with([]string{"token", "revoke"}, "t1"), method: "DELETE", path: "/v1/orgs/acme/tokens/t1",
 			route: "/v1/orgs/{org}/tokens/{id}", status: 204, wantOut: "revoked token t1"},
 		{args: with([]string{"agent", "apply"}, "-f", manifestFile), method: "PUT", path: "/v1/orgs/acme/agents/triage-bot",
-			route: "/v1/orgs/{org}/agents/{agent}", contentType: "application/yaml", body: claw, status: 201,
+			route: "/v1/orgs/{org}/agents/{agent}", contentType: "application/yaml", body: testClawYAML, status: 201,
 			answer: `{"name":"triage-bot","sha256":"ab12","updated_at":"2026-01-01T00:00:00Z"}`, wantOut: "triage-bot created"},
 		{args: with([]string{"agent", "list"}), method: "GET", path: "/v1/orgs/acme/agents", route: "/v1/orgs/{org}/agents",
 			status: 200, answer: `{"agents":[{"name":"triage-bot","updated_at":"2026-01-01T00:00:00Z","sha256":"ab12"}]}`,
 			wantOut: "triage-bot"},
 		{args: with([]string{"agent", "get"}, "triage-bot"), method: "GET", path: "/v1/orgs/acme/agents/triage-bot",
-			route: "/v1/orgs/{org}/agents/{agent}", status: 200, answer: claw, wantOut: claw},
+			route: "/v1/orgs/{org}/agents/{agent}", status: 200, answer: testClawYAML, wantOut: testClawYAML},
 		// The name comes before the flags here: both orders work.
 		{args: append([]string{"agent", "delete", "triage-bot"}, o...), method: "DELETE", path: "/v1/orgs/acme/agents/triage-bot",
 			route: "/v1/orgs/{org}/agents/{agent}", status: 204, wantOut: "deleted agent triage-bot"},
@@ -474,23 +475,23 @@ func clientCases(t *testing.T) []clientCase {
 		{args: []string{"logout"}, method: "POST", path: "/v1/logout", route: "/v1/logout", status: 204, wantOut: "logged out"},
 		// Names are path segments, escaped: "../tokens" cannot reach another route.
 		{args: with([]string{"agent", "get"}, "../tokens"), method: "GET", path: "/v1/orgs/acme/agents/..%2Ftokens",
-			route: "/v1/orgs/{org}/agents/{agent}", status: 200, answer: claw, wantOut: claw},
+			route: "/v1/orgs/{org}/agents/{agent}", status: 200, answer: testClawYAML, wantOut: testClawYAML},
 	}
 }
 
 func TestEachSubcommandSendsTheContractRequest(t *testing.T) {
 	for _, tc := range clientCases(t) {
 		t.Run(strings.Join(tc.args[:min(2, len(tc.args))], "_"), func(t *testing.T) {
-			isolate(t)
+			isolateClientEnv(t)
 			srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 				if tc.answer == "" {
 					w.WriteHeader(tc.status)
 					return
 				}
-				writeJSON(w, tc.status, tc.answer)
+				fakeWriteJSON(w, tc.status, tc.answer)
 			})
 			t.Setenv("CLAWKEEP_SERVER", srv.URL)
-			t.Setenv("CLAWKEEP_TOKEN", apiToken)
+			t.Setenv("CLAWKEEP_TOKEN", testAPIToken)
 			stdout, stderr, code := runClient(t, tc.stdin, tc.args...)
 			if code != 0 {
 				t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
@@ -503,7 +504,7 @@ func TestEachSubcommandSendsTheContractRequest(t *testing.T) {
 			if r.method != tc.method || r.path != tc.path {
 				t.Errorf("sent %s %s, want %s %s", r.method, r.path, tc.method, tc.path)
 			}
-			if r.auth != "Bearer "+apiToken {
+			if r.auth != "Bearer "+testAPIToken {
 				t.Errorf("Authorization %q", r.auth)
 			}
 			if tc.contentType != "" && r.contentType != tc.contentType {
@@ -531,7 +532,7 @@ func TestEachSubcommandSendsTheContractRequest(t *testing.T) {
 			if !strings.Contains(stdout, tc.wantOut) {
 				t.Errorf("stdout %q lacks %q", stdout, tc.wantOut)
 			}
-			if strings.Contains(stdout+stderr, apiToken) {
+			if strings.Contains(stdout+stderr, testAPIToken) {
 				t.Errorf("the caller's token was printed")
 			}
 			if tc.stdin != "" && strings.Contains(stdout+stderr, strings.TrimSpace(tc.stdin)) {
@@ -544,11 +545,11 @@ func TestEachSubcommandSendsTheContractRequest(t *testing.T) {
 // TestNewTokenPrintedAloneOnce: the one place a token is shown, it is the
 // whole first line of stdout, and only once.
 func TestNewTokenPrintedAloneOnce(t *testing.T) {
-	isolate(t)
+	isolateClientEnv(t)
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
-		writeJSON(w, 201, `{"token":"ckt_shown-once","id":"t9","name":"ci","role":"viewer"}`)
+		fakeWriteJSON(w, 201, `{"token":"ckt_shown-once","id":"t9","name":"ci","role":"viewer"}`)
 	})
-	stdout, stderr, code := runClient(t, "", "token", "create", "--server", srv.URL, "--token", apiToken,
+	stdout, stderr, code := runClient(t, "", "token", "create", "--server", srv.URL, "--token", testAPIToken,
 		"--org", "acme", "--name", "ci", "--role", "viewer")
 	if code != 0 || strings.Split(stdout, "\n")[0] != "ckt_shown-once" || strings.Count(stdout+stderr, "ckt_shown-once") != 1 {
 		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
@@ -558,12 +559,12 @@ func TestNewTokenPrintedAloneOnce(t *testing.T) {
 // TestTokenListNeverShowsValues: even a server that wrongly includes token
 // values in the list does not get them printed.
 func TestTokenListNeverShowsValues(t *testing.T) {
-	isolate(t)
+	isolateClientEnv(t)
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
-		writeJSON(w, 200, `{"tokens":[{"id":"t1","name":"ci","role":"member","token":"ckt_should-not-be-here","revoked":false}]}`)
+		fakeWriteJSON(w, 200, `{"tokens":[{"id":"t1","name":"ci","role":"member","token":"ckt_should-not-be-here","revoked":false}]}`)
 	})
 	t.Setenv("CLAWKEEP_SERVER", srv.URL)
-	t.Setenv("CLAWKEEP_TOKEN", apiToken)
+	t.Setenv("CLAWKEEP_TOKEN", testAPIToken)
 	for _, extra := range []string{"--org=acme", "--json"} {
 		stdout, stderr, code := runClient(t, "", "token", "list", "--org", "acme", extra)
 		if code != 0 || strings.Contains(stdout+stderr, "ckt_") || !strings.Contains(stdout, "t1") {
@@ -573,17 +574,17 @@ func TestTokenListNeverShowsValues(t *testing.T) {
 }
 
 func TestBootstrapThenLoginSavesTheSession(t *testing.T) {
-	cfgPath := isolate(t)
+	cfgPath := isolateClientEnv(t)
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		var in map[string]string
 		json.Unmarshal(body, &in)
 		switch {
 		case r.URL.Path == "/v1/bootstrap" && in["token"] == "boot-123" && in["email"] == "ada@example.com" && in["password"] == "pw":
-			writeJSON(w, 201, `{"user":{"id":1,"email":"ada@example.com","instance_owner":true}}`)
+			fakeWriteJSON(w, 201, `{"user":{"id":1,"email":"ada@example.com","instance_owner":true}}`)
 		case r.URL.Path == "/v1/login" && in["email"] == "ada@example.com" && in["password"] == "pw":
-			writeJSON(w, 200, `{"token":"cks_boot-session","expires_at":"2026-12-01T00:00:00Z","user":{"id":1,"email":"ada@example.com","instance_owner":true}}`)
+			fakeWriteJSON(w, 200, `{"token":"cks_boot-session","expires_at":"2026-12-01T00:00:00Z","user":{"id":1,"email":"ada@example.com","instance_owner":true}}`)
 		default:
-			writeProblem(w, 401, "unauthenticated", "no")
+			fakeWriteProblem(w, 401, "unauthenticated", "no")
 		}
 	})
 	stdout, stderr, code := runClient(t, "pw\n", "bootstrap", "--server", srv.URL, "--token", "boot-123", "--email", "ada@example.com")
@@ -593,7 +594,7 @@ func TestBootstrapThenLoginSavesTheSession(t *testing.T) {
 	if strings.Contains(stdout+stderr, "cks_boot-session") || strings.Contains(stdout+stderr, "boot-123") {
 		t.Fatalf("a secret was printed:\n%s%s", stdout, stderr)
 	}
-	if cfg, err := readConfig(cfgPath); err != nil || cfg.Token != "cks_boot-session" || cfg.Server != srv.URL {
+	if cfg, err := clientReadConfig(cfgPath); err != nil || cfg.Token != "cks_boot-session" || cfg.Server != srv.URL {
 		t.Fatalf("config %+v, %v", cfg, err)
 	}
 	if reqs := srv.requests(); len(reqs) != 2 || reqs[0].auth != "" || reqs[1].auth != "" {
@@ -602,13 +603,13 @@ func TestBootstrapThenLoginSavesTheSession(t *testing.T) {
 }
 
 func TestLogoutForgetsTheSavedSession(t *testing.T) {
-	cfgPath := isolate(t)
+	cfgPath := isolateClientEnv(t)
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) { w.WriteHeader(204) })
-	saveConfig(t, cfgPath, clientConfig{Server: srv.URL, Token: "cks_old"}, 0o600)
+	saveClientConfig(t, cfgPath, clientConfig{Server: srv.URL, Token: "cks_old"}, 0o600)
 	if _, stderr, code := runClient(t, "", "logout"); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	cfg, err := readConfig(cfgPath)
+	cfg, err := clientReadConfig(cfgPath)
 	if err != nil || cfg.Token != "" || cfg.Server != srv.URL {
 		t.Fatalf("config after logout %+v, %v", cfg, err)
 	}
@@ -618,15 +619,15 @@ func TestLogoutForgetsTheSavedSession(t *testing.T) {
 }
 
 func TestPlainHTTPToRemoteHostRefused(t *testing.T) {
-	isolate(t)
+	isolateClientEnv(t)
 	// No request can leave: the refusal comes before any connection, and
 	// these hosts are never contacted.
 	for _, server := range []string{"http://example.com", "http://10.0.0.8:7450", "http://127.1:7450", "http://localhost.example.com"} {
-		_, stderr, code := runClient(t, "", "org", "list", "--server", server, "--token", apiToken)
+		_, stderr, code := runClient(t, "", "org", "list", "--server", server, "--token", testAPIToken)
 		if code != 2 || !strings.Contains(stderr, "clear text") {
 			t.Errorf("%s: exit %d, stderr %q", server, code, stderr)
 		}
-		if strings.Contains(stderr, apiToken) {
+		if strings.Contains(stderr, testAPIToken) {
 			t.Errorf("%s: the token was printed", server)
 		}
 	}
@@ -669,7 +670,7 @@ func TestBearerTokenRedactedInEveryFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{fmt.Sprint(tok), fmt.Sprintf("%v %+v %#v %s %q %x", tok, tok, tok, tok, tok, tok), fmt.Sprint(target{token: tok})} {
+	for _, s := range []string{fmt.Sprint(tok), fmt.Sprintf("%v %+v %#v %s %q %x", tok, tok, tok, tok, tok, tok), fmt.Sprint(clientTarget{token: tok})} {
 		if strings.Contains(s, "secret") {
 			t.Errorf("formatted as %q", s)
 		}
@@ -681,20 +682,20 @@ func TestBearerTokenRedactedInEveryFormat(t *testing.T) {
 }
 
 func TestServerCannotInjectTerminalEscapes(t *testing.T) {
-	isolate(t)
+	isolateClientEnv(t)
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		switch r.URL.Path {
 		case "/v1/orgs":
-			writeJSON(w, 200, `{"orgs":[{"name":"acme\u001b]0;owned\u0007","role":"owner"}]}`)
+			fakeWriteJSON(w, 200, `{"orgs":[{"name":"acme\u001b]0;owned\u0007","role":"owner"}]}`)
 		case "/v1/orgs/acme/agents/evil":
 			w.Header().Set("Content-Type", "application/yaml")
 			io.WriteString(w, "metadata:\n  name: evil\x1b[2J\n")
 		default:
-			writeProblem(w, 403, "forbidden", "nope\x1b[31m red")
+			fakeWriteProblem(w, 403, "forbidden", "nope\x1b[31m red")
 		}
 	})
 	t.Setenv("CLAWKEEP_SERVER", srv.URL)
-	t.Setenv("CLAWKEEP_TOKEN", apiToken)
+	t.Setenv("CLAWKEEP_TOKEN", testAPIToken)
 	for _, args := range [][]string{{"org", "list"}, {"agent", "get", "--org", "acme", "evil"}, {"agent", "list", "--org", "x"}} {
 		stdout, stderr, _ := runClient(t, "", args...)
 		if strings.ContainsRune(stdout+stderr, 0x1b) {
@@ -706,42 +707,42 @@ func TestServerCannotInjectTerminalEscapes(t *testing.T) {
 // TestRedirectDoesNotCarryTheToken: a server that redirects elsewhere does
 // not get the client to send its token there.
 func TestRedirectDoesNotCarryTheToken(t *testing.T) {
-	isolate(t)
-	other := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) { writeJSON(w, 200, `{"orgs":[]}`) })
+	isolateClientEnv(t)
+	other := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) { fakeWriteJSON(w, 200, `{"orgs":[]}`) })
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		http.Redirect(w, r, other.URL+"/v1/orgs", http.StatusTemporaryRedirect)
 	})
-	_, _, code := runClient(t, "", "org", "list", "--server", srv.URL, "--token", apiToken)
+	_, _, code := runClient(t, "", "org", "list", "--server", srv.URL, "--token", testAPIToken)
 	if code != 1 || len(other.requests()) != 0 {
 		t.Fatalf("exit %d, the other server got %d requests", code, len(other.requests()))
 	}
 }
 
 func TestOversizedResponseRefused(t *testing.T) {
-	isolate(t)
+	isolateClientEnv(t)
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"orgs":[`)
 		chunk := bytes.Repeat([]byte(`{"name":"x","role":"viewer"},`), 1<<15)
-		for n := 0; n <= maxResponseBytes; n += len(chunk) {
+		for n := 0; n <= clientMaxResponse; n += len(chunk) {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
 		}
 		io.WriteString(w, `{"name":"x","role":"viewer"}]}`)
 	})
-	_, stderr, code := runClient(t, "", "org", "list", "--server", srv.URL, "--token", apiToken)
+	_, stderr, code := runClient(t, "", "org", "list", "--server", srv.URL, "--token", testAPIToken)
 	if code != 2 || !strings.Contains(stderr, "larger than") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
 
 func TestRemoteAuditVerifyBrokenChainExitsOne(t *testing.T) {
-	isolate(t)
+	isolateClientEnv(t)
 	srv := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
-		writeJSON(w, 200, `{"ok":false,"records":9,"problem":"record 4 hash mismatch"}`)
+		fakeWriteJSON(w, 200, `{"ok":false,"records":9,"problem":"record 4 hash mismatch"}`)
 	})
-	stdout, _, code := runClient(t, "", "remote-audit", "verify", "--org", "acme", "--server", srv.URL, "--token", apiToken)
+	stdout, _, code := runClient(t, "", "remote-audit", "verify", "--org", "acme", "--server", srv.URL, "--token", testAPIToken)
 	if code != 1 || !strings.Contains(stdout, "BROKEN") || !strings.Contains(stdout, "record 4 hash mismatch") {
 		t.Fatalf("exit %d, stdout %q", code, stdout)
 	}
@@ -803,4 +804,35 @@ func TestOpenAPIHasEveryClientRoute(t *testing.T) {
 	if ops != 36 {
 		t.Errorf("%d operations, want the contract's 36", ops)
 	}
+}
+
+// FuzzParseServerURL: whatever the input, an accepted URL is canonical (it
+// parses back to itself), is http(s) with a host and no user:password@,
+// and is plain http only to a loopback host unless --insecure-http.
+func FuzzParseServerURL(f *testing.F) {
+	for _, s := range []string{"http://127.0.0.1:7450", "https://keep.example.com/p/", "http://[::1]", "http://a:b@127.0.0.1",
+		"HTTP://LOCALHOST", "http://127.1", "http://[::ffff:127.0.0.1]", "https://%65xample.com", "http://localhost%2f@evil"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, raw string, insecure bool) {
+		u, err := parseServerURL(raw, insecure)
+		if err != nil {
+			if u.IsValid() {
+				t.Fatalf("%q: error %v with a valid URL", raw, err)
+			}
+			return
+		}
+		again, err := parseServerURL(u.String(), insecure)
+		if err != nil || again != u {
+			t.Fatalf("%q -> %q -> %q, %v", raw, u, again, err)
+		}
+		p, err := url.Parse(u.String())
+		if err != nil || p.User != nil || p.Hostname() == "" || (p.Scheme != "http" && p.Scheme != "https") {
+			t.Fatalf("%q accepted as %q", raw, u)
+		}
+		if p.Scheme == "http" && !insecure && !clientIsLoopback(p.Hostname()) {
+			t.Fatalf("%q: plain http to %q accepted", raw, p.Hostname())
+		}
+	})
 }

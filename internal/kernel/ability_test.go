@@ -47,7 +47,10 @@ func abilityFixture(t *testing.T, grants ...ability.Ability) *fixture {
 func TestAgentWithNoAbilitiesRunsNothing(t *testing.T) {
 	f := abilityFixture(t)
 	for _, tool := range []string{"send", "inbox", "echo"} {
-		e := wantCode(t, func() error { _, err := f.call(tool, "z-"+tool, map[string]any{"path": "x", "content": "y"}); return err }(), ckp.CodePolicyDenied)
+		e := wantCode(t, func() error {
+			_, err := f.call(tool, "z-"+tool, map[string]any{"path": "x", "content": "y"})
+			return err
+		}(), ckp.CodePolicyDenied)
 		if e.Layer != LayerAbility {
 			t.Fatalf("%s refused by layer %q, want ability", tool, e.Layer)
 		}

@@ -88,7 +88,7 @@ type Config struct {
 	// of spoofed or rotating sources. Beyond it the least recently used
 	// client is forgotten, and if it comes back it starts with a full
 	// bucket: set it well above the number of clients active within one
-	// bucket refill time (IPBurst/PerIP). Zero = 100000 (about 20 MB).
+	// bucket refill time (IPBurst/PerIP). Zero = 100000 (about 15 MB).
 	MaxClients int
 	// MaxOrgs bounds the organisations tracked, in the same way. The org
 	// passed to Allow must be an authenticated organisation id, never a
@@ -193,10 +193,10 @@ func New(c Config) *Limiter {
 }
 
 // clientKey names the bucket an address is charged to: an IPv4 address
-// in its 16-byte mapped form, an IPv6 /64 with the host half zero, or
-// unknownClient. It is a plain array rather than a netip.Addr because
-// hashing and comparing 16 bytes is measurably cheaper on the hot path
-// than an Addr with its zone handle.
+// in its 16-byte mapped form, an IPv6 /64 with the host half zero, or the
+// one key for unknown clients (see keyOf). It is a plain array rather than
+// a netip.Addr because hashing and comparing 16 bytes is cheaper on the
+// hot path than an Addr with its zone handle.
 type clientKey [16]byte
 
 func keyOf(a netip.Addr) clientKey {
@@ -207,8 +207,9 @@ func keyOf(a netip.Addr) clientKey {
 		// keys in ff ff and the address.
 		return clientKey{15: 1}
 	}
-	k := clientKey(a.Unmap().As16()) // As16 drops any zone: it names an interface, not a host
-	if !a.Unmap().Is4() {
+	a = a.Unmap()
+	k := clientKey(a.As16()) // As16 drops any zone: it names an interface, not a host
+	if !a.Is4() {
 		// One subscriber holds a whole /64 and can rotate through it freely.
 		clear(k[8:])
 	}

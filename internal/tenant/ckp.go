@@ -46,10 +46,14 @@ func oneLine(msg []byte) []byte {
 }
 
 // lineWriter sends each line the CKP server writes as one text message.
+// Before a reply leaves, the audit records of the call it answers are
+// made durable: the kernel writes a call's outcome asynchronously, and an
+// acknowledged call must not lose its record to a crash.
 type lineWriter struct {
-	ctx  context.Context
-	conn *websocket.Conn
-	buf  []byte
+	ctx   context.Context
+	conn  *websocket.Conn
+	flush func(context.Context) error
+	buf   []byte
 }
 
 func (l *lineWriter) Write(p []byte) (int, error) {
@@ -58,6 +62,9 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			return len(p), nil
+		}
+		if err := l.flush(l.ctx); err != nil {
+			return 0, err
 		}
 		if err := l.conn.Write(l.ctx, websocket.MessageText, l.buf[:i]); err != nil {
 			return 0, err
@@ -110,7 +117,7 @@ func (w *worker) ckpWebSocket(rw http.ResponseWriter, r *http.Request) {
 	}()
 	srv := &ckp.Server{Handler: agent.New(w.agentConfig(claw, &set)), MaxFrameBytes: maxFrame + 1,
 		Logf: func(f string, a ...any) { w.cfg.Logf("ckp %s: "+f, append([]any{name}, a...)...) }}
-	err = srv.Serve(ctx, in, &lineWriter{ctx: ctx, conn: c})
+	err = srv.Serve(ctx, in, &lineWriter{ctx: ctx, conn: c, flush: w.audit.Flush})
 	select {
 	case why := <-protocolError:
 		c.Close(CloseProtocolError, why)
@@ -315,6 +322,11 @@ func (w *worker) ckpPost(rw http.ResponseWriter, r *http.Request) {
 	out.mu.Unlock()
 	if reply == nil {
 		rw.WriteHeader(http.StatusNoContent)
+		return
+	}
+	// As for WebSocket replies: what is acknowledged is on disk.
+	if err := w.audit.Flush(r.Context()); err != nil {
+		w.internal(rw, err)
 		return
 	}
 	rw.Header().Set("Content-Type", "application/json")

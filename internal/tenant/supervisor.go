@@ -61,7 +61,7 @@ type Supervisor struct {
 	wg   sync.WaitGroup
 
 	mu      sync.Mutex
-	closed  bool                   // guarded by mu
+	closed  bool                  // guarded by mu
 	workers map[int64]*workerProc // guarded by mu
 }
 
@@ -131,21 +131,21 @@ type workerProc struct {
 	org   Org
 	proxy *httputil.ReverseProxy // never nil; dials the current socket
 
-	mu        sync.Mutex
-	state     procState     // guarded by mu
-	ready     chan struct{} // guarded by mu; closed when a start settles
-	startErr  error         // guarded by mu; why the last start failed
-	secret    string        // guarded by mu; the Authorization value of the current process
-	cmd       *exec.Cmd     // guarded by mu
-	stdin     io.Closer     // guarded by mu; closing it tells the worker to exit
-	pid       int           // guarded by mu
-	stopping  bool          // guarded by mu: the exit is ours, not a crash
-	active    int           // guarded by mu: requests in flight
-	lastUsed  time.Time     // guarded by mu
-	started   time.Time     // guarded by mu
-	crashes   int           // guarded by mu: consecutive short-lived runs
-	retryAt   time.Time     // guarded by mu: when a backing-off worker restarts
-	exited    chan struct{} // guarded by mu; closed when the current process has been waited for
+	mu       sync.Mutex
+	state    procState     // guarded by mu
+	ready    chan struct{} // guarded by mu; closed when a start settles
+	startErr error         // guarded by mu; why the last start failed
+	secret   string        // guarded by mu; the Authorization value of the current process
+	cmd      *exec.Cmd     // guarded by mu
+	stdin    io.Closer     // guarded by mu; closing it tells the worker to exit
+	pid      int           // guarded by mu
+	stopping bool          // guarded by mu: the exit is ours, not a crash
+	active   int           // guarded by mu: requests in flight
+	lastUsed time.Time     // guarded by mu
+	started  time.Time     // guarded by mu
+	crashes  int           // guarded by mu: consecutive short-lived runs
+	retryAt  time.Time     // guarded by mu: when a backing-off worker restarts
+	exited   chan struct{} // guarded by mu; closed when the current process has been waited for
 }
 
 // errBackingOff is returned while a crashed worker waits to restart.
