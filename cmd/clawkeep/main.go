@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -52,6 +53,12 @@ Usage:
       [--cpu-seconds N] [--fuel N] [--network deny|allowlist] [--allow-host H]...
       [--mount PATH:ro|rw]... [--report json] -- COMMAND [ARG...] | MODULE.wasm [FUNCTION]
                                                     run one thing under a sandbox
+  clawkeep serve [--listen ADDR] [--data-dir DIR]   serve the multi-tenant HTTP API (workers per organisation)
+  clawkeep bootstrap | login | logout | org | user | member | token | agent | ability |
+           credential | approvals | audit verify|export --org O
+                                                    talk to a server (--server URL, --token T,
+                                                    or $CLAWKEEP_SERVER, $CLAWKEEP_TOKEN, or the
+                                                    file 'clawkeep login' writes)
   clawkeep version
 
 The data directory defaults to $CLAWKEEP_DATA_DIR, else ~/.local/state/clawkeep.
@@ -74,7 +81,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
 	case "audit":
-		return cmdAudit(args[1:], stdout, stderr)
+		return cmdAudit(args[1:], stdin, stdout, stderr)
 	case "egress":
 		return cmdEgress(args[1:], stdin, stdout, stderr)
 	case "vault":
@@ -234,9 +241,16 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func cmdAudit(args []string, stdout, stderr io.Writer) int {
+func cmdAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// With --org the chain is an organisation's on a server: ask it.
+	for _, a := range args {
+		if a == "--org" || strings.HasPrefix(a, "--org=") || a == "-org" || strings.HasPrefix(a, "-org=") {
+			code, _ := clientCommand("remote-audit", args, stdin, stdout, stderr)
+			return code
+		}
+	}
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "tail") {
-		fmt.Fprintln(stderr, "clawkeep audit: use 'verify' or 'tail'")
+		fmt.Fprintln(stderr, "clawkeep audit: use 'verify' or 'tail' (local), or 'verify' or 'export' with --org (server)")
 		return 2
 	}
 	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	// World-executable, so that serve's workers, which run under their
+	// own uid when the tests run as root, can start it.
+	os.Chmod(dir, 0o755)
 	binPath = filepath.Join(dir, "clawkeep")
 	if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building clawkeep: %v\n%s", err, out)
