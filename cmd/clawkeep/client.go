@@ -83,7 +83,7 @@ const clientUsage = `Client commands (talk to a clawkeep serve instance):
   clawkeep ability grant --org O --agent A --service S --action NAME=automatic|approval|disabled...
       [--credential NAME --host H... [--header H] [--format F]] [--guidelines T]
   clawkeep ability list --org O --agent A | revoke --org O --agent A --service S
-  clawkeep credential set --org O --name N --type api_key|password|oauth|file   (value: all of stdin)
+  clawkeep credential set --org O --name N --type api-key|bearer|basic|oauth|file   (value: all of stdin)
   clawkeep credential list --org O | delete --org O --name N
   clawkeep approvals list --org O
   clawkeep approvals approve --org O ID [--note T]
@@ -800,8 +800,11 @@ func (c *clientRun) loginAndSave(cmd string, t clientTarget, cf *clientFlags, em
 	if cf.json {
 		return c.rawJSON(cmd, clientRedactToken(data))
 	}
-	fmt.Fprintf(c.stdout, "logged in to %s as %s; session expires %s; saved in %s\n",
-		t.server, termSafe(out.User.Email), termSafe(out.ExpiresAt), path)
+	expires := ""
+	if out.ExpiresAt != "" {
+		expires = "; session expires " + termSafe(out.ExpiresAt)
+	}
+	fmt.Fprintf(c.stdout, "logged in to %s as %s%s; saved in %s\n", t.server, termSafe(out.User.Email), expires, path)
 	return 0
 }
 
@@ -1507,18 +1510,18 @@ func clientAppendJSONString(dst, s []byte) []byte {
 func (c *clientRun) credentialSet(cmd string, args []string) int {
 	o := c.orgFlags(cmd)
 	name := o.fs.String("name", "", "credential name")
-	typ := o.fs.String("type", "", "api_key, password, oauth or file")
+	typ := o.fs.String("type", "", "api-key, bearer, basic, oauth or file")
 	_, t, code, ok := c.parse(o, args, 0, "--org O --name N --type T")
 	if !ok {
 		return code
 	}
 	switch *typ {
-	case "api_key", "password", "oauth", "file":
+	case "api-key", "bearer", "basic", "oauth", "file":
 	default:
-		return c.usage(cmd, "usage: credential set --org O --name N --type api_key|password|oauth|file (value: all of stdin)")
+		return c.usage(cmd, "usage: credential set --org O --name N --type api-key|bearer|basic|oauth|file (value: all of stdin)")
 	}
 	if *name == "" {
-		return c.usage(cmd, "usage: credential set --org O --name N --type api_key|password|oauth|file (value: all of stdin)")
+		return c.usage(cmd, "usage: credential set --org O --name N --type api-key|bearer|basic|oauth|file (value: all of stdin)")
 	}
 	value, err := io.ReadAll(io.LimitReader(c.stdin, maxSecretBytes+1))
 	defer clear(value)

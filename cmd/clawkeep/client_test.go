@@ -330,7 +330,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"ability", "grant", "--org", "o", "--agent", "a", "--service", "gh", "--action", "x=automatic", "--credential", "gh"},
 		{"ability", "grant", "--org", "o", "--agent", "a", "--service", "gh", "--action", "x=automatic", "--host", "api.github.com"},
 		{"credential", "set", "--org", "o", "--name", "gh", "--type", "bearer"},
-		{"credential", "set", "--org", "o", "--name", "gh", "--type", "api_key"}, // empty stdin
+		{"credential", "set", "--org", "o", "--name", "gh", "--type", "api-key"}, // empty stdin
 		{"approvals", "reject", "--org", "o", "42", "--reason", "because"},
 		{"approvals", "approve", "--org", "o"},
 		{"remote-audit", "tail", "--org", "o"},
@@ -447,14 +447,14 @@ func clientCases(t *testing.T) []clientCase {
 		{args: with([]string{"ability", "revoke"}, "--agent", "triage-bot", "--service", "github"), method: "DELETE",
 			path: "/v1/orgs/acme/agents/triage-bot/abilities/github", route: "/v1/orgs/{org}/agents/{agent}/abilities/{service}",
 			status: 204, wantOut: "may no longer use github"},
-		{args: with([]string{"credential", "set"}, "--name", "gh", "--type", "api_key"), stdin: "ghp_\"quoted\"\\value\n",
+		{args: with([]string{"credential", "set"}, "--name", "gh", "--type", "api-key"), stdin: "ghp_\"quoted\"\\value\n",
 			method: "PUT", path: "/v1/orgs/acme/credentials/gh", route: "/v1/orgs/{org}/credentials/{name}",
-			contentType: "application/json", body: `{"type":"api_key","value":"ghp_\"quoted\"\\value"}`, status: 204,
+			contentType: "application/json", body: `{"type":"api-key","value":"ghp_\"quoted\"\\value"}`, status: 204,
 			wantOut: "stored credential gh"},
 		{args: with([]string{"credential", "list"}), method: "GET", path: "/v1/orgs/acme/credentials",
 			route: "/v1/orgs/{org}/credentials", status: 200,
-			answer:  `{"credentials":[{"name":"gh","type":"api_key","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}]}`,
-			wantOut: "api_key"},
+			answer:  `{"credentials":[{"name":"gh","type":"api-key","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}]}`,
+			wantOut: "api-key"},
 		{args: with([]string{"credential", "delete"}, "--name", "gh"), method: "DELETE", path: "/v1/orgs/acme/credentials/gh",
 			route: "/v1/orgs/{org}/credentials/{name}", status: 204, wantOut: "deleted credential gh"},
 		{args: with([]string{"approvals", "list"}), method: "GET", path: "/v1/orgs/acme/approvals", route: "/v1/orgs/{org}/approvals",
@@ -775,7 +775,7 @@ func TestOpenAPIHasEveryClientRoute(t *testing.T) {
 			t.Errorf("openapi.yaml lacks %s %s, which the client calls", tc.method, tc.route)
 		}
 	}
-	roles := map[string]bool{"anyone": true, "session": true, "instance-owner": true, "viewer": true,
+	roles := map[string]bool{"anyone": true, "session": true, "person": true, "instance-owner": true, "viewer": true,
 		"member": true, "admin": true, "owner": true, "agent": true}
 	ids := map[string]string{}
 	ops := 0

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,25 @@ import (
 // serveProc is `clawkeep serve` running as a child process.
 type serveProc struct {
 	url, bootstrap string
-	stderr         *bytes.Buffer
+	stderr         *lockedBuffer
+}
+
+// lockedBuffer is the child's stderr, written by a reader goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startServe runs the real binary on a fresh data directory and reads its
@@ -52,7 +71,7 @@ func startServe(t *testing.T) *serveProc {
 		}
 		pw.Close()
 	})
-	s := &serveProc{stderr: &bytes.Buffer{}}
+	s := &serveProc{stderr: &lockedBuffer{}}
 	addr := regexp.MustCompile(`serving the API on (http://\S+)`)
 	got := make(chan struct{})
 	go func() {

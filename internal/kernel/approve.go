@@ -15,6 +15,11 @@ import (
 	"github.com/clawkeep/clawkeep/internal/policy"
 )
 
+// LabelRisk on a tool sets the risk its approval requests carry (low,
+// medium, high or critical) instead of the one its hints imply: a payment
+// tool is critical whatever its annotations say.
+const LabelRisk = "clawkeep.dev/risk"
+
 // approve blocks the call until a human decides or the request expires. The
 // request is persisted first, so a restart neither loses nor silently
 // grants it; a retry with the same request_id after a restart resumes it.

@@ -386,6 +386,15 @@ func compileTool(mt manifest.Tool, box grant) (*tool, error) {
 	default:
 		t.risk = approval.Low
 	}
+	if s, ok := mt.Labels[LabelRisk]; ok {
+		// The operator knows what the tool touches (money, accounts)
+		// better than its hints say.
+		r, err := approval.ParseRisk(s)
+		if err != nil {
+			return nil, fmt.Errorf("kernel: tool %q: label %s: want low, medium, high or critical", mt.Name, LabelRisk)
+		}
+		t.risk = r
+	}
 	return t, nil
 }
 

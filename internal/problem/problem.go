@@ -18,23 +18,28 @@ import (
 type Code string
 
 const (
-	BadRequest           Code = "bad_request"
-	InvalidJSON          Code = "invalid_json"
-	BodyTooLarge         Code = "body_too_large"
-	Unauthenticated      Code = "unauthenticated"
-	Forbidden            Code = "forbidden"
-	NotFound             Code = "not_found"
-	Conflict             Code = "conflict"
-	RateLimited          Code = "rate_limited"
-	LockedOut            Code = "locked_out"
-	UnsupportedMedia     Code = "unsupported_media_type"
-	MethodNotAllowed     Code = "method_not_allowed"
-	WorkerUnavailable    Code = "worker_unavailable"
-	Internal             Code = "internal"
-	ManifestInvalid      Code = "manifest_invalid"
-	ApprovalDecided      Code = "approval_decided"
-	RequestHeaderTooLong Code = "request_header_too_large"
+	BadRequest        Code = "bad_request"
+	InvalidJSON       Code = "invalid_json"
+	BodyTooLarge      Code = "body_too_large"
+	Unauthenticated   Code = "unauthenticated"
+	Forbidden         Code = "forbidden"
+	NotFound          Code = "not_found"
+	Conflict          Code = "conflict"
+	RateLimited       Code = "rate_limited"
+	LockedOut         Code = "locked_out"
+	UnsupportedMedia  Code = "unsupported_media_type"
+	MethodNotAllowed  Code = "method_not_allowed"
+	WorkerUnavailable Code = "worker_unavailable"
+	Internal          Code = "internal"
+	ManifestInvalid   Code = "manifest_invalid"
+	ApprovalDecided   Code = "approval_decided"
 )
+
+// Codes lists every code, for documents that must name them all.
+func Codes() []Code {
+	return []Code{BadRequest, InvalidJSON, BodyTooLarge, Unauthenticated, Forbidden, NotFound, Conflict,
+		RateLimited, LockedOut, UnsupportedMedia, MethodNotAllowed, WorkerUnavailable, Internal, ManifestInvalid, ApprovalDecided}
+}
 
 // Problem is the JSON body of every error response.
 type Problem struct {

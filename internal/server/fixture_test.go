@@ -281,3 +281,5 @@ func hasPrefix(s string, ps ...string) bool {
 }
 
 func jsonUnmarshal(s string, v any) { json.Unmarshal([]byte(s), v) }
+
+func sleepBrief() { time.Sleep(50 * time.Millisecond) }

@@ -428,6 +428,20 @@ func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request, c *cal
 		problem.Write(w, http.StatusBadRequest, problem.BadRequest, "agent name: want kebab-case, 1-63 characters", 0)
 		return
 	}
+	// A token is only for an agent the organisation has.
+	probe := r.Clone(r.Context())
+	probe.Method, probe.Body, probe.ContentLength = http.MethodGet, http.NoBody, 0
+	pw := &probeWriter{header: http.Header{}}
+	s.cfg.Tenants.Forward(pw, probe, c.tenantOrg(), "/agents/"+name, c.caller())
+	switch pw.status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		problem.Write(w, http.StatusNotFound, problem.NotFound, "no agent "+name+"; apply its manifest first", 0)
+		return
+	default:
+		problem.Write(w, http.StatusServiceUnavailable, problem.WorkerUnavailable, "the organisation's worker is unavailable; retry", time.Second)
+		return
+	}
 	plain, t, err := s.cfg.Identity.CreateAgentToken(c.org.ID, name, c.actor())
 	if err != nil {
 		s.identityError(w, err)
@@ -467,4 +481,21 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request, c *call) {
 			s.cfg.Logf("revoking tokens of deleted agent: %v", err)
 		}
 	}
+}
+
+// probeWriter keeps only the status of a response.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+func (p *probeWriter) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+func (p *probeWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
 }

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCredentialValueNeverComesBack: a credential is write-only. Its value
+// appears in no API response, in neither audit chain, and in no file of
+// the data directory in clear.
+func TestCredentialValueNeverComesBack(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	f.agent("a", "helper")
+	const secret = "sk-live-THIS-IS-THE-SECRET-4242"
+	f.mustDo("PUT", "/v1/orgs/a/credentials/stripe", f.owner, map[string]any{"type": "api-key", "value": secret}, 204)
+	var seen []byte
+	for _, p := range []string{"/v1/orgs/a/credentials", "/v1/orgs/a/audit", "/v1/orgs/a/audit/export", "/v1/orgs/a/agents", "/metrics"} {
+		seen = append(seen, f.mustDo("GET", p, f.owner, nil, 200).raw...)
+	}
+	if !bytes.Contains(seen, []byte(`"stripe"`)) {
+		t.Fatal("the credential is not listed at all")
+	}
+	filepath.WalkDir(f.root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(path, ".test") {
+			if b, err := os.ReadFile(path); err == nil {
+				seen = append(seen, b...)
+			}
+		}
+		return nil
+	})
+	if bytes.Contains(seen, []byte(secret)) {
+		t.Fatal("the credential value came back in a response or sits in clear in the data directory")
+	}
+}
+
+// TestDeletedAgentsTokensStopWorking: deleting an agent revokes its
+// tokens, and a token cannot be minted for an agent that does not exist.
+func TestDeletedAgentsTokensStopWorking(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	tok := f.agent("a", "helper")
+	if r := f.toolCall(tok, "echo", "d-1"); r.status != 200 {
+		t.Fatalf("call before delete: %d %s", r.status, r.raw)
+	}
+	f.mustDo("DELETE", "/v1/orgs/a/agents/helper", f.owner, nil, 204)
+	if r := f.toolCall(tok, "echo", "d-2"); r.status != 401 {
+		t.Fatalf("call with a deleted agent's token: %d %s", r.status, r.raw)
+	}
+	if r := f.do("POST", "/v1/orgs/a/agents/ghost/tokens", f.owner, nil); r.status != 404 {
+		t.Fatalf("token for a missing agent: %d %s", r.status, r.raw)
+	}
+}
+
+// TestAPITokenCannotMintAHigherRole: an admin's token cannot create an
+// owner token (only owners manage tokens at all), and a revoked token is
+// refused at once.
+func TestRevokedTokenIsRefusedAtOnce(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	r := f.mustDo("POST", "/v1/orgs/a/tokens", f.owner, map[string]any{"name": "ci", "role": "viewer"}, 201)
+	tok, id := r.json["token"].(string), r.json["id"].(string)
+	f.mustDo("GET", "/v1/orgs/a", tok, nil, 200)
+	list := f.mustDo("GET", "/v1/orgs/a/tokens", f.owner, nil, 200)
+	if bytes.Contains(list.raw, []byte(tok)) {
+		t.Fatal("the token list shows a token's value")
+	}
+	f.mustDo("DELETE", "/v1/orgs/a/tokens/"+id, f.owner, nil, 204)
+	if r := f.do("GET", "/v1/orgs/a", tok, nil); r.status != 401 {
+		t.Fatalf("revoked token: %d %s", r.status, r.raw)
+	}
+}
+
+// TestCriticalApprovalNeedsAnAdmin: a member decides ordinary requests but
+// not critical ones (financial transactions, account changes).
+func TestCriticalApprovalNeedsAnAdmin(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	member := f.member("a", "m@example.com", "member")
+	admin := f.member("a", "ad@example.com", "admin")
+	yaml := strings.Replace(string(agentYAML("payer")), "{name: send-mail, labels: {", "{name: send-mail, labels: {clawkeep.dev/risk: critical, ", 1)
+	f.mustDo("PUT", "/v1/orgs/a/agents/payer", f.owner, []byte(yaml), 201)
+	f.mustDo("PUT", "/v1/orgs/a/agents/payer/abilities/gmail", f.owner, map[string]any{"actions": map[string]string{"send": "approval"}}, 200)
+	tok := f.mustDo("POST", "/v1/orgs/a/agents/payer/tokens", f.owner, nil, 201).json["token"].(string)
+	done := make(chan response, 1)
+	go func() { done <- f.toolCall(tok, "send-mail", "pay-1") }()
+	waitPending(t, f, "a", "pay-1")
+	if r := f.do("POST", "/v1/orgs/a/approvals/pay-1/approve", member, nil); r.status != 403 {
+		t.Fatalf("member approved a critical request: %d %s", r.status, r.raw)
+	}
+	f.mustDo("POST", "/v1/orgs/a/approvals/pay-1/reject", admin, map[string]any{"reason": "too_risky", "details": "amount too high"}, 200)
+	r := <-done
+	if r.json["error"] == nil {
+		t.Fatalf("rejected call ran: %s", r.raw)
+	}
+}
+
+func waitPending(t *testing.T, f *fixture, org, id string) {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		r := f.mustDo("GET", "/v1/orgs/"+org+"/approvals", f.owner, nil, 200)
+		if bytes.Contains(r.raw, []byte(`"id":"`+id+`"`)) {
+			return
+		}
+		sleepBrief()
+	}
+	t.Fatalf("approval %s never became pending", id)
+}
