@@ -861,8 +861,8 @@ type report struct {
 	// idleLoaded: workers that served the wrk runs; idleFresh: workers
 	// that served two GETs after a cold start.
 	idleLoaded, idleFresh memSummary
-	serveMem mem
-	capacity struct {
+	serveMem              mem
+	capacity              struct {
 		ran                     bool
 		stop                    string
 		active                  int

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +21,6 @@ import (
 type serveProc struct {
 	url, bootstrap string
 	stderr         *lockedBuffer
-}
-
-// lockedBuffer is the child's stderr, written by a reader goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startServe runs the real binary on a fresh data directory and reads its
@@ -78,7 +59,7 @@ func startServe(t *testing.T) *serveProc {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
-			s.stderr.WriteString(line + "\n")
+			s.stderr.Write([]byte(line + "\n"))
 			if m := addr.FindStringSubmatch(line); m != nil {
 				s.url = m[1]
 			}
