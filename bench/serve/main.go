@@ -335,6 +335,11 @@ func (b *bench) measure() error {
 		}
 		b.report.add(b.wrk(fmt.Sprintf("GET /v1/orgs/{org}, viewer API token, N=%d", n), "/v1/orgs/"+orgs[0].name, readLua, "", lines))
 	}
+	// Control: one org, but through read.lua's round-robin path (two
+	// identical lines). If this is as slow as N=50, the difference between
+	// N=1 and N=50 is wrk's Lua request() on a shared CPU, not the server.
+	one := "/v1/orgs/" + orgs[0].name + " " + orgs[0].viewer
+	b.report.add(b.wrk("control: N=1 through the round-robin script path", "/v1/orgs/"+orgs[0].name, readLua, "", []string{one, one}))
 	for i, n := range b.o.orgCounts {
 		var lines []string
 		for _, o := range orgs[:n] {
@@ -495,6 +500,7 @@ type wrkResult struct {
 	Command    string  `json:"-"`
 	Load       string  `json:"-"`
 	Err        string  `json:"-"`
+	Busy       float64 `json:"-"` // share of all CPUs busy in the second before the run
 	Requests   int64   `json:"requests"`
 	DurationUS int64   `json:"duration_us"`
 	P50US      float64 `json:"p50_us"`
@@ -552,7 +558,8 @@ func (b *bench) wrk(name, path string, script []byte, runID string, lines []stri
 	res.Command = envShown + "wrk " + strings.Join(args, " ")
 	args[len(args)-2] = scriptPath
 	res.Load = loadAvg()
-	log.Printf("%s (load %s)", name, res.Load)
+	res.Busy = cpuBusy(time.Second)
+	log.Printf("%s (load %s, CPU busy %.0f%% before)", name, res.Load, res.Busy*100)
 	cmd := exec.Command(b.o.wrk, args...)
 	cmd.Env = env
 	var out bytes.Buffer
@@ -815,6 +822,35 @@ func repoRoot() string {
 	return "."
 }
 
+// cpuBusy is the share of all CPU time that was not idle or iowait over
+// d, from /proc/stat. Measured while the bench sends nothing, it is the
+// machine's other work (plus serve's idle housekeeping).
+func cpuBusy(d time.Duration) float64 {
+	read := func() (busy, total int64) {
+		raw, _ := os.ReadFile("/proc/stat")
+		line, _, _ := strings.Cut(string(raw), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			if i >= 8 { // guest time is already counted in user
+				break
+			}
+			total += n
+			if i != 3 && i != 4 { // idle, iowait
+				busy += n
+			}
+		}
+		return busy, total
+	}
+	b0, t0 := read()
+	time.Sleep(d)
+	b1, t1 := read()
+	if t1 == t0 {
+		return 0
+	}
+	return float64(b1-b0) / float64(t1-t0)
+}
+
 func loadAvg() string {
 	raw, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(raw))
@@ -917,18 +953,21 @@ func (r *report) print(w io.Writer) {
 	p("")
 	p("### Throughput (wrk -t%d -c%d -d%v)", r.o.threads, r.o.conns, r.o.duration)
 	p("")
-	p("| what | requests/s | p50 | p99 | failed | load before | valid |")
-	p("|---|---:|---:|---:|---:|---|---|")
+	p("\"load before\" is the 1/5/15-minute load average, which still carries the previous run; \"CPU busy before\" is the")
+	p("share of both vCPUs in use during the idle second before the run, i.e. other work on the machine.")
+	p("")
+	p("| what | requests/s | p50 | p99 | failed | load before | CPU busy before | valid |")
+	p("|---|---:|---:|---:|---:|---|---:|---|")
 	for _, x := range r.runs {
 		if x.Err != "" {
-			p("| %s | - | - | - | - | %s | ERROR: %s |", x.Name, x.Load, x.Err)
+			p("| %s | - | - | - | - | %s | %.0f%% | ERROR: %s |", x.Name, x.Load, x.Busy*100, x.Err)
 			continue
 		}
 		valid := "yes"
 		if x.failures() > 0 || x.Requests == 0 {
 			valid = fmt.Sprintf("**INVALID** (non-2xx %d, rpc errors %d, socket errors %d)", x.Status, x.RPCErrors, x.Connect+x.Read+x.Write+x.Timeout)
 		}
-		p("| %s | %.0f | %s | %s | %d | %s | %s |", x.Name, x.rate(), usDur(x.P50US), usDur(x.P99US), x.failures(), x.Load, valid)
+		p("| %s | %.0f | %s | %s | %d | %s | %.0f%% | %s |", x.Name, x.rate(), usDur(x.P50US), usDur(x.P99US), x.failures(), x.Load, x.Busy*100, valid)
 	}
 	p("")
 	p("Commands (tokens are read from 0600 files, never given on the command line):")

@@ -87,10 +87,8 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	f := &fixture{t: t, root: root}
 	f.exe = os.Args[0]
 	if o.uidBase != 0 {
-		bin := filepath.Join(root, "bin")
-		os.Mkdir(bin, 0o755)
-		f.exe = filepath.Join(bin, "clawkeep.test")
-		copyFile(t, os.Args[0], f.exe)
+		// The supervisor's own copy, which workers under their uid can run.
+		f.exe = filepath.Join(root, "data", "bin", "clawkeep")
 	}
 	sup := filepath.Join(root, "supervisor")
 	os.Mkdir(sup, 0o700)
@@ -101,7 +99,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	if f.sup, err = tenant.NewSupervisor(tenant.SupervisorConfig{
-		Root: filepath.Join(root, "data"), Command: []string{f.exe}, UIDBase: o.uidBase, IdleTimeout: time.Minute,
+		Root: filepath.Join(root, "data"), Command: []string{os.Args[0]}, UIDBase: o.uidBase, IdleTimeout: time.Minute,
 		Logf: func(format string, a ...any) { t.Logf("supervisor: "+format, a...) },
 	}); err != nil {
 		t.Fatal(err)
@@ -131,17 +129,6 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	f.mustDo("POST", "/v1/bootstrap", "", map[string]any{"token": tok, "email": "root@example.com", "password": "root password 123"}, 201)
 	f.owner = f.login("root@example.com", "root password 123")
 	return f
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // response is a decoded reply.

@@ -94,9 +94,77 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 			return nil, fmt.Errorf("tenant: %w", err)
 		}
 	}
+	if s.root {
+		if err := s.reachable(); err != nil {
+			return nil, err
+		}
+	}
 	s.wg.Add(1)
 	go s.reap()
 	return s, nil
+}
+
+// reachable makes sure workers under their own uid can reach what they
+// need: every parent of the data root must let others pass, and the
+// program is copied into the data root, because `go run` and test
+// binaries live in directories only their owner may enter. Refusing is
+// better than starting workers that cannot start, or quietly giving them
+// root's uid.
+func (s *Supervisor) reachable() error {
+	abs, err := filepath.Abs(s.cfg.Root)
+	if err != nil {
+		return fmt.Errorf("tenant: %w", err)
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("tenant: %w", err)
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("tenant: workers run under their own uid and cannot pass through %s (mode %v): "+
+				"choose a data directory whose parents others may traverse (chmod o+x), or --worker-uid-base 0 to keep root's uid for every worker (weaker isolation)", d, st.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	bin := filepath.Join(abs, "bin")
+	if err := os.MkdirAll(bin, 0o711); err != nil {
+		return fmt.Errorf("tenant: %w", err)
+	}
+	exe := filepath.Join(bin, "clawkeep")
+	if err := copyExecutable(s.cfg.Command[0], exe); err != nil {
+		return fmt.Errorf("tenant: %w", err)
+	}
+	s.cfg.Command = append([]string{exe}, s.cfg.Command[1:]...)
+	return nil
+}
+
+// copyExecutable writes a root-owned 0755 copy of the program, replacing
+// any older one atomically.
+func copyExecutable(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(to), ".clawkeep-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), to)
 }
 
 // DataDir is where org's worker keeps its data.

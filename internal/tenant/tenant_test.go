@@ -169,3 +169,18 @@ func TestIdleWorkerStopsAndComesBack(t *testing.T) {
 		t.Fatalf("after restart: %d %s", rec.status, rec.body.String())
 	}
 }
+
+// TestRootSupervisorRefusesADataRootWorkersCannotReach: as root, workers
+// get their own uid; a data root they could not enter is refused at
+// start, naming the directory, instead of failing every worker later or
+// quietly running them as root.
+func TestRootSupervisorRefusesADataRootWorkersCannotReach(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only a root supervisor gives workers their own uid")
+	}
+	parent := t.TempDir() // 0700
+	_, err := NewSupervisor(SupervisorConfig{Root: filepath.Join(parent, "data"), Command: []string{os.Args[0]}, UIDBase: 400000})
+	if err == nil || !strings.Contains(err.Error(), "cannot pass through "+filepath.Dir(parent)) {
+		t.Fatalf("want a refusal naming %s, got %v", filepath.Dir(parent), err)
+	}
+}
