@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/clawkeep/clawkeep/internal/tenant"
@@ -38,7 +39,7 @@ func newMetrics(t *tenant.Supervisor) *metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.limited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "clawkeep_workers_running", Help: "Organisation workers running."},
 			func() float64 { return float64(t.Running()) }),
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
