@@ -77,6 +77,9 @@ type options struct {
 	idleWait  time.Duration
 	wrk       string
 	keep      bool
+	repeat    int
+	quiet     float64       // wait for less than this share of the CPUs busy before a run
+	quietWait time.Duration // but no longer than this
 }
 
 func main() {
@@ -93,6 +96,9 @@ func main() {
 	flag.DurationVar(&o.capBudget, "cap-budget", 5*time.Minute, "capacity step: time bound")
 	flag.DurationVar(&o.idleWait, "idle-wait", 5*time.Second, "how long workers sit idle before memory is read")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
+	flag.IntVar(&o.repeat, "repeat", 3, "runs per wrk measurement; the median is reported")
+	quietPct := flag.Float64("quiet", 25, "before each wrk run, wait until less than this percentage of the CPUs is busy")
+	flag.DurationVar(&o.quietWait, "quiet-wait", 30*time.Second, "longest wait for a quiet machine before each wrk run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binary, data root, serve log)")
 	flag.Parse()
 	for f := range strings.SplitSeq(*counts, ",") {
@@ -103,6 +109,10 @@ func main() {
 		o.orgCounts = append(o.orgCounts, n)
 	}
 	o.minAvail = int64(*minGiB * (1 << 30))
+	o.quiet = *quietPct / 100
+	if o.repeat < 1 {
+		log.Fatal("-repeat must be at least 1")
+	}
 	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
@@ -151,7 +161,7 @@ func run(o options) (err error) {
 		if serr := b.stop(); serr != nil && err == nil {
 			err = serr
 		}
-		b.report.leftover = leftovers(b.bin)
+		b.report.leftover = leftovers(b.tmp)
 		b.report.print(os.Stdout)
 	}()
 	return b.measure()
@@ -283,12 +293,12 @@ func (b *bench) stop() error {
 	}
 	// Workers get SIGTERM from serve and Pdeathsig; give them a moment.
 	for range 50 {
-		if len(leftovers(b.bin)) == 0 {
+		if len(leftovers(b.tmp)) == 0 {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, p := range leftovers(b.bin) {
+	for _, p := range leftovers(b.tmp) {
 		log.Printf("killing leftover worker pid %d", p)
 		b.report.notes = append(b.report.notes, fmt.Sprintf("worker pid %d was still alive 5 s after serve exited and was killed", p))
 		syscall.Kill(p, syscall.SIGKILL)
@@ -296,9 +306,11 @@ func (b *bench) stop() error {
 	return nil
 }
 
-// leftovers lists processes running this run's binary (its path is
-// unique to the run, so nobody else's processes match).
-func leftovers(bin string) []int {
+// leftovers lists processes running a binary under this run's temporary
+// directory: serve's own, or the copy serve may place in its data root for
+// the workers. The directory is unique to the run, so nobody else's
+// processes match.
+func leftovers(tmp string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -306,7 +318,7 @@ func leftovers(bin string) []int {
 		if err != nil {
 			continue
 		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && strings.TrimSuffix(exe, " (deleted)") == bin {
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && strings.HasPrefix(exe, tmp+"/") {
 			pids = append(pids, pid)
 		}
 	}
@@ -356,6 +368,9 @@ func (b *bench) measure() error {
 	// Idle memory: every worker started so far, after a quiet spell.
 	log.Printf("waiting %v for workers to go idle", b.o.idleWait)
 	time.Sleep(b.o.idleWait)
+	if pids := b.workerPIDs(); len(pids) > 0 {
+		b.report.workerExe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", pids[0]))
+	}
 	b.report.idle = b.workerMemory("")
 	b.report.idleLoaded = b.workerMemory("bench-")
 	b.report.idleFresh = b.workerMemory("cold-")
@@ -496,21 +511,26 @@ func (b *bench) probeCall(o org) error {
 
 // wrkResult is what the scripts' done() prints.
 type wrkResult struct {
-	Name       string  `json:"-"`
-	Command    string  `json:"-"`
-	Load       string  `json:"-"`
-	Err        string  `json:"-"`
-	Busy       float64 `json:"-"` // share of all CPUs busy in the second before the run
-	Requests   int64   `json:"requests"`
-	DurationUS int64   `json:"duration_us"`
-	P50US      float64 `json:"p50_us"`
-	P99US      float64 `json:"p99_us"`
-	Connect    int64   `json:"connect"`
-	Read       int64   `json:"read"`
-	Write      int64   `json:"write"`
-	Status     int64   `json:"status"` // non-2xx/3xx
-	Timeout    int64   `json:"timeout"`
-	RPCErrors  int64   `json:"rpc_errors"`
+	Name    string  `json:"-"`
+	Command string  `json:"-"`
+	Load    string  `json:"-"`
+	Err     string  `json:"-"`
+	Busy    float64 `json:"-"` // share of all CPUs busy in the second before the run
+	// Others is the share of all CPU time used by anything but serve, its
+	// workers and wrk during the run.
+	Others      float64   `json:"-"`
+	Rates       []float64 `json:"-"` // every repeat's rate, ascending
+	AllFailures int64     `json:"-"` // over every repeat
+	Requests    int64     `json:"requests"`
+	DurationUS  int64     `json:"duration_us"`
+	P50US       float64   `json:"p50_us"`
+	P99US       float64   `json:"p99_us"`
+	Connect     int64     `json:"connect"`
+	Read        int64     `json:"read"`
+	Write       int64     `json:"write"`
+	Status      int64     `json:"status"` // non-2xx/3xx
+	Timeout     int64     `json:"timeout"`
+	RPCErrors   int64     `json:"rpc_errors"`
 }
 
 func (r wrkResult) failures() int64 {
@@ -526,7 +546,100 @@ func (r wrkResult) rate() float64 {
 
 // wrk runs one measurement. lines, if any, go to a 0600 file named by
 // BENCH_TARGETS; runID becomes BENCH_RUN (unique request ids per run).
+//
+// On a shared machine one run says little, so it runs -repeat times, each
+// after waiting (up to -quiet-wait) for the machine to be quiet, and
+// keeps the run with the median rate, with every run's rate alongside.
 func (b *bench) wrk(name, path string, script []byte, runID string, lines []string) wrkResult {
+	var runs []wrkResult
+	for i := range b.o.repeat {
+		id := runID
+		if id != "" {
+			id = fmt.Sprintf("%s-%d", runID, i)
+		}
+		runs = append(runs, b.wrkOnce(name, path, script, id, lines))
+	}
+	for _, r := range runs {
+		if r.Err != "" {
+			return r
+		}
+	}
+	slices.SortFunc(runs, func(x, y wrkResult) int { return cmpFloat(x.rate(), y.rate()) })
+	med := runs[len(runs)/2]
+	for _, r := range runs {
+		med.Rates = append(med.Rates, r.rate())
+		med.AllFailures += r.failures()
+	}
+	return med
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// waitQuiet waits until less than -quiet of the CPUs were busy over a
+// second, or -quiet-wait has passed; it returns the last reading.
+func (b *bench) waitQuiet() float64 {
+	deadline := time.Now().Add(b.o.quietWait)
+	for {
+		busy := cpuBusy(time.Second)
+		if busy < b.o.quiet || time.Now().After(deadline) {
+			return busy
+		}
+	}
+}
+
+// ourTicks is the CPU time, in clock ticks, that serve and its workers
+// have used so far.
+func (b *bench) ourTicks() int64 {
+	t := procTicks(b.cmd.Process.Pid)
+	for _, pid := range b.workerPIDs() {
+		t += procTicks(pid)
+	}
+	return t
+}
+
+// procTicks is utime+stime from /proc/PID/stat.
+func procTicks(pid int) int64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+// cpuTicks is the machine's busy and total CPU time from /proc/stat, in
+// clock ticks.
+func cpuTicks() (busy, total int64) {
+	raw, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
+func (b *bench) wrkOnce(name, path string, script []byte, runID string, lines []string) wrkResult {
 	res := wrkResult{Name: name}
 	scriptName := "read.lua"
 	if bytes.Equal(script, callLua) {
@@ -558,13 +671,24 @@ func (b *bench) wrk(name, path string, script []byte, runID string, lines []stri
 	res.Command = envShown + "wrk " + strings.Join(args, " ")
 	args[len(args)-2] = scriptPath
 	res.Load = loadAvg()
-	res.Busy = cpuBusy(time.Second)
-	log.Printf("%s (load %s, CPU busy %.0f%% before)", name, res.Load, res.Busy*100)
+	res.Busy = b.waitQuiet()
 	cmd := exec.Command(b.o.wrk, args...)
 	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	busy0, total0 := cpuTicks()
+	ours0 := b.ourTicks()
+	err := cmd.Run()
+	busy1, total1 := cpuTicks()
+	ours := b.ourTicks() - ours0
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		ours += (ru.Utime.Nano() + ru.Stime.Nano()) / int64(time.Second/clockTicks)
+	}
+	if total1 > total0 {
+		res.Others = max(0, float64(busy1-busy0-ours)/float64(total1-total0))
+	}
+	log.Printf("%s: load %s, CPU busy %.0f%% before, others %.0f%% during", name, res.Load, res.Busy*100, res.Others*100)
+	if err != nil {
 		res.Err = fmt.Sprintf("wrk: %v: %s", err, lastLines(out.String(), 5))
 		return res
 	}
@@ -600,7 +724,7 @@ func (b *bench) coldStarts() error {
 		}
 	}
 	before := len(b.workerPIDs())
-	b.report.loadAt("cold starts", loadAvg())
+	b.report.loadAt("cold starts", fmt.Sprintf("%s, CPU busy %.0f%%", loadAvg(), b.waitQuiet()*100))
 	log.Printf("timing %d cold starts (%d workers running)", len(names), before)
 	for _, n := range names {
 		t0 := time.Now()
@@ -626,7 +750,7 @@ func (b *bench) coldStarts() error {
 func (b *bench) workerPIDs() []int {
 	serve := b.cmd.Process.Pid
 	var pids []int
-	for _, pid := range leftovers(b.bin) {
+	for _, pid := range leftovers(b.tmp) {
 		if pid == serve {
 			continue
 		}
@@ -646,6 +770,23 @@ func (b *bench) workerPIDs() []int {
 		}
 	}
 	return pids
+}
+
+// syncExes writes back the binaries the processes run (serve may have
+// just copied one for its workers): until then their text pages are dirty
+// page cache and smaps shows them as Shared_Dirty, not Shared_Clean.
+func syncExes(pids []int) {
+	seen := map[string]bool{}
+	for _, pid := range pids {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || seen[exe] {
+			continue
+		}
+		seen[exe] = true
+		if err := syncFile(exe); err != nil {
+			log.Printf("sync %s: %v", exe, err)
+		}
+	}
 }
 
 // workerOrg is the --org argument of a worker's command line.
@@ -695,7 +836,9 @@ type memSummary struct {
 // prefix ("" for all).
 func (b *bench) workerMemory(prefix string) memSummary {
 	s := memSummary{minRSS: -1}
-	for _, pid := range b.workerPIDs() {
+	pids := b.workerPIDs()
+	syncExes(pids)
+	for _, pid := range pids {
 		if !strings.HasPrefix(workerOrg(pid), prefix) {
 			continue
 		}
@@ -725,7 +868,7 @@ func (b *bench) workerMemory(prefix string) memSummary {
 func (b *bench) capacity(already int) {
 	c := &b.report.capacity
 	c.ran = true
-	c.loadBefore = loadAvg()
+	c.loadBefore = fmt.Sprintf("%s, CPU busy %.0f%%", loadAvg(), cpuBusy(time.Second)*100)
 	c.availBefore = memAvailable()
 	deadline := time.Now().Add(b.o.capBudget)
 	log.Printf("capacity: up to %d active orgs, MemAvailable floor %d MiB, %v budget", b.o.maxOrgs, b.o.minAvail>>20, b.o.capBudget)
@@ -822,29 +965,17 @@ func repoRoot() string {
 	return "."
 }
 
+// clockTicks is USER_HZ, the unit of /proc/stat; 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
+
 // cpuBusy is the share of all CPU time that was not idle or iowait over
 // d, from /proc/stat. Measured while the bench sends nothing, it is the
 // machine's other work (plus serve's idle housekeeping).
 func cpuBusy(d time.Duration) float64 {
-	read := func() (busy, total int64) {
-		raw, _ := os.ReadFile("/proc/stat")
-		line, _, _ := strings.Cut(string(raw), "\n")
-		f := strings.Fields(line)
-		for i, v := range f[1:] {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			if i >= 8 { // guest time is already counted in user
-				break
-			}
-			total += n
-			if i != 3 && i != 4 { // idle, iowait
-				busy += n
-			}
-		}
-		return busy, total
-	}
-	b0, t0 := read()
+	b0, t0 := cpuTicks()
 	time.Sleep(d)
-	b1, t1 := read()
+	b1, t1 := cpuTicks()
 	if t1 == t0 {
 		return 0
 	}
@@ -897,6 +1028,7 @@ type report struct {
 	// idleLoaded: workers that served the wrk runs; idleFresh: workers
 	// that served two GETs after a cold start.
 	idleLoaded, idleFresh memSummary
+	workerExe             string
 	serveMem              mem
 	capacity              struct {
 		ran                     bool
@@ -953,21 +1085,29 @@ func (r *report) print(w io.Writer) {
 	p("")
 	p("### Throughput (wrk -t%d -c%d -d%v)", r.o.threads, r.o.conns, r.o.duration)
 	p("")
-	p("\"load before\" is the 1/5/15-minute load average, which still carries the previous run; \"CPU busy before\" is the")
-	p("share of both vCPUs in use during the idle second before the run, i.e. other work on the machine.")
+	p("Each measurement ran %d times, each after waiting up to %v for less than %.0f%% of the CPUs to be busy; the row is", r.o.repeat, r.o.quietWait, r.o.quiet*100)
+	p("the run with the median rate (all rates in the last column). \"load\" is the 1/5/15-minute load average before")
+	p("that run (it still carries the previous run); \"busy before\" is the share of both vCPUs in use in the idle second")
+	p("before it; \"others during\" is the share of both vCPUs used during it by processes other than serve, its workers")
+	p("and wrk (other work on this shared machine). \"failed\" counts over all runs.")
 	p("")
-	p("| what | requests/s | p50 | p99 | failed | load before | CPU busy before | valid |")
-	p("|---|---:|---:|---:|---:|---|---:|---|")
+	p("| what | requests/s | p50 | p99 | failed | load | busy before | others during | all runs (req/s) |")
+	p("|---|---:|---:|---:|---:|---|---:|---:|---|")
 	for _, x := range r.runs {
 		if x.Err != "" {
-			p("| %s | - | - | - | - | %s | %.0f%% | ERROR: %s |", x.Name, x.Load, x.Busy*100, x.Err)
+			p("| %s | ERROR: %s | | | | %s | %.0f%% | | |", x.Name, x.Err, x.Load, x.Busy*100)
 			continue
 		}
-		valid := "yes"
-		if x.failures() > 0 || x.Requests == 0 {
-			valid = fmt.Sprintf("**INVALID** (non-2xx %d, rpc errors %d, socket errors %d)", x.Status, x.RPCErrors, x.Connect+x.Read+x.Write+x.Timeout)
+		rate := fmt.Sprintf("%.0f", x.rate())
+		if x.AllFailures > 0 || x.Requests == 0 {
+			rate = fmt.Sprintf("**INVALID** (non-2xx %d, rpc errors %d, socket errors %d in the median run)", x.Status, x.RPCErrors, x.Connect+x.Read+x.Write+x.Timeout)
 		}
-		p("| %s | %.0f | %s | %s | %d | %s | %.0f%% | %s |", x.Name, x.rate(), usDur(x.P50US), usDur(x.P99US), x.failures(), x.Load, x.Busy*100, valid)
+		var all []string
+		for _, v := range x.Rates {
+			all = append(all, fmt.Sprintf("%.0f", v))
+		}
+		p("| %s | %s | %s | %s | %d | %s | %.0f%% | %.0f%% | %s |", x.Name, rate, usDur(x.P50US), usDur(x.P99US), x.AllFailures,
+			x.Load, x.Busy*100, x.Others*100, strings.Join(all, ", "))
 	}
 	p("")
 	p("Commands (tokens are read from 0600 files, never given on the command line):")
@@ -1013,6 +1153,9 @@ func (r *report) print(w io.Writer) {
 		p("Shared_Clean is mostly the clawkeep binary's text and read-only data, mapped from the same file by every")
 		p("worker: the kernel keeps one copy, so it counts once however many workers run. PSS divides shared pages among")
 		p("the processes sharing them; Private_Dirty (heap, stacks, Go runtime) is what each extra worker really costs.")
+		if r.workerExe != "" && r.workerExe != strings.Fields(r.serveCmd)[0] {
+			p("Workers run %s, a copy serve makes, so serve's own text pages are a separate copy.", r.workerExe)
+		}
 		p("serve itself: RSS %s, PSS %s, Private_Dirty %s.", mib(r.serveMem.RSS), mib(r.serveMem.PSS), mib(r.serveMem.PrivateDirty))
 		p("")
 	}

@@ -114,7 +114,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.srv = httptest.NewServer(api)
+	f.srv = httptest.NewUnstartedServer(api)
+	f.srv.Config.MaxHeaderBytes = MaxHeaderBytes // as cmd/clawkeep serve sets it
+	f.srv.Start()
 	f.url = f.srv.URL
 	t.Cleanup(func() {
 		f.srv.Close()

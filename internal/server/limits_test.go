@@ -102,7 +102,7 @@ func TestRepeatedFailedLoginsLockOut(t *testing.T) {
 
 // TestOversizedBodyAndHeadersAreRefused: bounds hold, the process keeps
 // serving.
-func TestOversizedBodyIsRefusedWithAProblem(t *testing.T) {
+func TestOversizedBodyAndHeadersAreRefused(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	big := map[string]any{"email": strings.Repeat("a", 2<<20), "password": "x"}
 	r := f.do("POST", "/v1/login", "", big)
@@ -120,6 +120,16 @@ func TestOversizedBodyIsRefusedWithAProblem(t *testing.T) {
 	r = f.do("GET", "/v1/nope", "", nil)
 	if r.status != 404 || r.code() != "not_found" {
 		t.Fatalf("unknown path: %d %s", r.status, r.raw)
+	}
+	req, _ := http.NewRequest("GET", f.url+"/v1/health", nil)
+	req.Header.Set("X-Padding", strings.Repeat("p", 2*MaxHeaderBytes))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB of headers: %d", resp.StatusCode)
 	}
 	if r := f.do("GET", "/v1/health", "", nil); r.status != 200 {
 		t.Fatal("server stopped serving")
