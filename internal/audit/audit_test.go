@@ -407,7 +407,7 @@ func TestExportWritesTheChainAsJSONLines(t *testing.T) {
 	n := 0
 	for sc.Scan() {
 		n++
-		var line exported
+		var line Exported
 		dec := json.NewDecoder(strings.NewReader(sc.Text()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&line); err != nil {

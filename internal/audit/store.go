@@ -365,8 +365,8 @@ func (l *Log) readable() error {
 	return nil
 }
 
-// exported is one line of Export.
-type exported struct {
+// Exported is one line of Export.
+type Exported struct {
 	Seq        uint64            `json:"seq"`
 	Time       string            `json:"time"`
 	Tenant     string            `json:"tenant"`
@@ -407,7 +407,7 @@ func Export(dir string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := enc.Encode(exported{
+		if err := enc.Encode(Exported{
 			Seq: r.Seq, Time: s.ts, Tenant: r.Tenant, Agent: r.Agent, Event: r.Event, Tool: r.Tool,
 			RequestID: r.RequestID, Decision: r.Decision, Rule: r.Rule, Outcome: r.Outcome,
 			CostTokens: r.CostTokens, Detail: r.Detail,

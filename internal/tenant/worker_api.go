@@ -339,21 +339,6 @@ func (w *worker) decideApproval(rw http.ResponseWriter, r *http.Request) {
 	problem.JSON(rw, http.StatusOK, map[string]string{"id": id, "outcome": outcome, "by": dec.By, "reason": dec.Reason})
 }
 
-// exported is an audit record as the export writes it.
-type exported struct {
-	Seq       uint64            `json:"seq"`
-	Time      string            `json:"time"`
-	Tenant    string            `json:"tenant"`
-	Agent     string            `json:"agent"`
-	Event     string            `json:"event"`
-	Tool      string            `json:"tool"`
-	RequestID string            `json:"request_id"`
-	Decision  string            `json:"decision"`
-	Rule      string            `json:"rule"`
-	Outcome   string            `json:"outcome"`
-	Detail    map[string]string `json:"detail,omitempty"`
-}
-
 // queryAudit filters the chain. It reads the export, so its cost grows
 // with the chain; the newest limit matches are kept.
 func (w *worker) queryAudit(rw http.ResponseWriter, r *http.Request) {
@@ -388,11 +373,11 @@ func (w *worker) queryAudit(rw http.ResponseWriter, r *http.Request) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(audit.Export(w.cfg.DataDir, pw)) }()
 	defer pr.Close()
-	var out []exported
+	var out []audit.Exported
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		var e exported
+		var e audit.Exported
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			w.internal(rw, err)
 			return
@@ -416,7 +401,7 @@ func (w *worker) queryAudit(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if out == nil {
-		out = []exported{}
+		out = []audit.Exported{}
 	}
 	problem.JSON(rw, http.StatusOK, map[string]any{"records": out})
 }
