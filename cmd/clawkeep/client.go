@@ -903,6 +903,22 @@ func (c *clientRun) parse(o *clientOrgCmd, args []string, wantPos int, usage str
 
 // simple sends one request and prints the JSON with --json or done
 // otherwise; for commands whose success needs no table.
+// getJSON GETs path: with --json it prints the answer as it came; otherwise
+// it decodes it into out. done means the command is over, with code.
+func (c *clientRun) getJSON(cmd string, asJSON bool, t clientTarget, path string, out any) (code int, done bool) {
+	data, _, err := c.callJSON(t, http.MethodGet, path, nil)
+	if err != nil {
+		return c.fail(cmd, err), true
+	}
+	if asJSON {
+		return c.rawJSON(cmd, data), true
+	}
+	if err := clientDecode(data, out); err != nil {
+		return c.fail(cmd, err), true
+	}
+	return 0, false
+}
+
 func (c *clientRun) simple(o *clientOrgCmd, t clientTarget, method, path string, in any, done string) int {
 	data, _, err := c.callJSON(t, method, path, in)
 	if err != nil {
@@ -965,18 +981,11 @@ func (c *clientRun) orgList(cmd string, args []string) int {
 	if err != nil {
 		return c.usage(cmd, "%v", err)
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, "/v1/orgs", nil)
-	if err != nil {
-		return c.fail(cmd, err)
-	}
-	if cf.json {
-		return c.rawJSON(cmd, data)
-	}
 	var out struct {
 		Orgs []struct{ Name, Role string } `json:"orgs"`
 	}
-	if err := clientDecode(data, &out); err != nil {
-		return c.fail(cmd, err)
+	if code, done := c.getJSON(cmd, cf.json, t, "/v1/orgs", &out); done {
+		return code
 	}
 	rows := [][]string{}
 	for _, o := range out.Orgs {
@@ -1038,18 +1047,11 @@ func (c *clientRun) memberList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "members"), nil)
-	if err != nil {
-		return c.fail(cmd, err)
-	}
-	if o.cf.json {
-		return c.rawJSON(cmd, data)
-	}
 	var out struct {
 		Members []clientMember `json:"members"`
 	}
-	if err := clientDecode(data, &out); err != nil {
-		return c.fail(cmd, err)
+	if code, done := c.getJSON(cmd, o.cf.json, t, clientPath("v1", "orgs", *o.org, "members"), &out); done {
+		return code
 	}
 	rows := [][]string{}
 	for _, m := range out.Members {
@@ -1282,13 +1284,6 @@ func (c *clientRun) agentList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "agents"), nil)
-	if err != nil {
-		return c.fail(cmd, err)
-	}
-	if o.cf.json {
-		return c.rawJSON(cmd, data)
-	}
 	var out struct {
 		Agents []struct {
 			Name      string `json:"name"`
@@ -1296,8 +1291,8 @@ func (c *clientRun) agentList(cmd string, args []string) int {
 			SHA256    string `json:"sha256"`
 		} `json:"agents"`
 	}
-	if err := clientDecode(data, &out); err != nil {
-		return c.fail(cmd, err)
+	if code, done := c.getJSON(cmd, o.cf.json, t, clientPath("v1", "orgs", *o.org, "agents"), &out); done {
+		return code
 	}
 	rows := [][]string{}
 	for _, a := range out.Agents {
@@ -1446,18 +1441,11 @@ func (c *clientRun) abilityList(cmd string, args []string) int {
 	if *agent == "" {
 		return c.usage(cmd, "usage: ability list --org O --agent A")
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "agents", *agent, "abilities"), nil)
-	if err != nil {
-		return c.fail(cmd, err)
-	}
-	if o.cf.json {
-		return c.rawJSON(cmd, data)
-	}
 	var out struct {
 		Abilities []clientAbility `json:"abilities"`
 	}
-	if err := clientDecode(data, &out); err != nil {
-		return c.fail(cmd, err)
+	if code, done := c.getJSON(cmd, o.cf.json, t, clientPath("v1", "orgs", *o.org, "agents", *agent, "abilities"), &out); done {
+		return code
 	}
 	rows := [][]string{}
 	for _, a := range out.Abilities {
@@ -1614,13 +1602,6 @@ func (c *clientRun) approvalsList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "approvals"), nil)
-	if err != nil {
-		return c.fail(cmd, err)
-	}
-	if o.cf.json {
-		return c.rawJSON(cmd, data)
-	}
 	var out struct {
 		Approvals []struct {
 			ID        clientJSONText `json:"id"`
@@ -1633,8 +1614,8 @@ func (c *clientRun) approvalsList(cmd string, args []string) int {
 			Deadline  string         `json:"deadline"`
 		} `json:"approvals"`
 	}
-	if err := clientDecode(data, &out); err != nil {
-		return c.fail(cmd, err)
+	if code, done := c.getJSON(cmd, o.cf.json, t, clientPath("v1", "orgs", *o.org, "approvals"), &out); done {
+		return code
 	}
 	// The server's order (most urgent first) is kept.
 	rows := [][]string{}
