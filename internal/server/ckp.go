@@ -19,17 +19,12 @@ func (s *Server) agentCall(r *http.Request, c *call) bool {
 	if err != nil || p.Kind != identity.AgentToken {
 		return false
 	}
-	orgs, err := s.cfg.Identity.Orgs()
+	o, err := s.orgByID(p.Org)
 	if err != nil {
 		return false
 	}
-	for _, o := range orgs {
-		if o.ID == p.Org {
-			c.p, c.org = p, o
-			return true
-		}
-	}
-	return false
+	c.p, c.org = p, o
+	return true
 }
 
 func isWebSocket(r *http.Request) bool {

@@ -36,6 +36,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clawkeep/clawkeep/internal/audit"
@@ -64,6 +65,46 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	metrics *metrics
+	orgs    orgCache
+}
+
+// orgCache remembers organisations once read. Organisations are never
+// renamed or deleted, so an entry never goes stale; only names that exist
+// are kept, so probing names cannot grow it.
+type orgCache struct {
+	byName sync.Map // string -> identity.Org
+	byID   sync.Map // int64 -> identity.Org
+}
+
+func (s *Server) orgByName(name string) (identity.Org, error) {
+	if o, ok := s.orgs.byName.Load(name); ok {
+		return o.(identity.Org), nil
+	}
+	o, err := s.cfg.Identity.Org(name)
+	if err != nil {
+		return identity.Org{}, err
+	}
+	s.orgs.byName.Store(o.Name, o)
+	s.orgs.byID.Store(o.ID, o)
+	return o, nil
+}
+
+func (s *Server) orgByID(id int64) (identity.Org, error) {
+	if o, ok := s.orgs.byID.Load(id); ok {
+		return o.(identity.Org), nil
+	}
+	orgs, err := s.cfg.Identity.Orgs()
+	if err != nil {
+		return identity.Org{}, err
+	}
+	for _, o := range orgs {
+		if o.ID == id {
+			s.orgs.byName.Store(o.Name, o)
+			s.orgs.byID.Store(o.ID, o)
+			return o, nil
+		}
+	}
+	return identity.Org{}, identity.ErrNotFound
 }
 
 // MaxBodyBytes bounds every request body; routes bound theirs further.
@@ -327,7 +368,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, c *call, r
 	if !orgName.MatchString(name) {
 		return notFound()
 	}
-	org, err := s.cfg.Identity.Org(name)
+	org, err := s.orgByName(name)
 	if err != nil {
 		return notFound()
 	}
