@@ -12,6 +12,11 @@
 // call.lua, which sit next to this file and are embedded. It prints a
 // Markdown summary on stdout and progress on stderr.
 //
+// This machine class is often shared: each wrk measurement runs -repeat
+// times (default 3), each after waiting (up to -quiet-wait) for the CPUs
+// to be mostly idle, and the report gives the median run, every run's
+// rate, and how much CPU other processes used during the run.
+//
 // A figure is marked INVALID when any request failed (non-2xx, socket
 // error or, for tool calls, a JSON-RPC error): wrk counts failed requests
 // in its throughput, so a fast error path would otherwise look like speed.

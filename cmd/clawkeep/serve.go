@@ -117,7 +117,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "clawkeep %s: serving the API on http://%s (data in %s)\n", version, ln.Addr(), *dataDir)
 	if token != "" {
 		fmt.Fprintf(stderr, "clawkeep: no users yet. Bootstrap token for the first owner (valid 24 h, works once):\n%s\n", token)
-		fmt.Fprintf(stderr, "clawkeep: e.g. echo 'a long password' | clawkeep bootstrap --server http://%s --token %s --email you@example.com\n", ln.Addr(), token)
+		fmt.Fprintf(stderr, "clawkeep: e.g. echo 'a long password' | clawkeep bootstrap --server http://%s --token <the token above> --email you@example.com\n", ln.Addr())
 	}
 	srv := &http.Server{
 		Handler:           api,

@@ -174,6 +174,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	// database/sql keeps 2 idle connections by default; under concurrent
+	// requests the rest would be closed and reopened (a new SQLite
+	// connection parses the schema) on every burst.
+	db.SetMaxIdleConns(32)
 	if err := initSchema(db); err != nil {
 		db.Close()
 		return nil, err

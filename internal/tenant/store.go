@@ -69,6 +69,10 @@ func openStore(path string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenant: store: %w", err)
 	}
+	// database/sql keeps 2 idle connections by default; under concurrent
+	// requests the rest would be closed and reopened (a new SQLite
+	// connection parses the schema) on every burst.
+	db.SetMaxIdleConns(32)
 	if _, err := db.Exec(storeSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("tenant: store schema: %w", err)
