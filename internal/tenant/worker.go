@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -139,6 +140,9 @@ func RunWorker(ctx context.Context, cfg WorkerConfig, ready io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Start-up leaves garbage (package initialisation, schema set-up);
+	// an idle worker should not keep it resident.
+	debug.FreeOSMemory()
 	if ready != nil {
 		io.WriteString(ready, "ready\n")
 	}
@@ -305,3 +309,4 @@ func WorkerMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
