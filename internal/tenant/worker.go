@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,8 +68,31 @@ type worker struct {
 	vault     *vault.Vault
 	now       func() time.Time
 
+	lastRequest atomic.Int64 // unix nanoseconds of the latest request
+
 	mu    sync.Mutex
 	posts map[string]*postSession // agent name -> the session HTTP POST calls share; guarded by mu
+}
+
+// idleRelease returns memory to the OS once the worker has been idle for
+// a while after serving: a burst leaves the heap grown, and a thousand
+// idle workers should not keep their peaks.
+func (w *worker) idleRelease(ctx context.Context, after time.Duration) {
+	t := time.NewTicker(after / 2)
+	defer t.Stop()
+	released := w.lastRequest.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last := w.lastRequest.Load()
+		if last != released && time.Since(time.Unix(0, last)) > after {
+			debug.FreeOSMemory()
+			released = last
+		}
+	}
 }
 
 // ReadSecret reads the supervisor's secret: one line of base64 on r.
@@ -140,6 +164,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig, ready io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go w.idleRelease(ctx, 30*time.Second)
 	// Start-up leaves garbage (package initialisation, schema set-up);
 	// an idle worker should not keep it resident.
 	debug.FreeOSMemory()
@@ -189,6 +214,7 @@ func (w *worker) routes() http.Handler {
 func (w *worker) authenticate(next http.Handler) http.Handler {
 	want := []byte(authScheme + base64.StdEncoding.EncodeToString(w.cfg.Secret))
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.lastRequest.Store(time.Now().UnixNano())
 		got := []byte(r.Header.Get(headerAuth))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			problem.Write(rw, http.StatusUnauthorized, problem.Unauthenticated, "not the supervisor", 0)
