@@ -184,3 +184,33 @@ func TestRootSupervisorRefusesADataRootWorkersCannotReach(t *testing.T) {
 		t.Fatalf("want a refusal naming %s, got %v", filepath.Dir(parent), err)
 	}
 }
+
+// TestWorkerThatCannotStartBacksOff: a worker that dies at start is not
+// restarted in a hot loop; callers get 503 with Retry-After meanwhile.
+func TestWorkerThatCannotStartBacksOff(t *testing.T) {
+	sup, err := NewSupervisor(SupervisorConfig{Root: t.TempDir(), Command: []string{"/bin/false"}, StartTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close()
+	org := Org{ID: 3, Name: "broken"}
+	for i := 0; i < 3; i++ {
+		rec := &probe{h: http.Header{}}
+		req, _ := http.NewRequest("GET", "http://x/", nil)
+		sup.Forward(rec, req, org, "/agents", Caller{Actor: "test"})
+		if rec.status != http.StatusServiceUnavailable || rec.h.Get("Retry-After") == "" {
+			t.Fatalf("request %d: %d %v", i, rec.status, rec.h)
+		}
+	}
+	sup.mu.Lock()
+	wp := sup.workers[org.ID]
+	sup.mu.Unlock()
+	time.Sleep(300 * time.Millisecond)
+	wp.mu.Lock()
+	crashes := wp.crashes
+	wp.mu.Unlock()
+	// 100 ms, 200 ms, 400 ms...: in 300 ms at most a handful of attempts.
+	if crashes < 1 || crashes > 4 {
+		t.Fatalf("%d start attempts in the first ~300 ms", crashes)
+	}
+}
