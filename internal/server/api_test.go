@@ -109,3 +109,30 @@ func waitPending(t *testing.T, f *fixture, org, id string) {
 	}
 	t.Fatalf("approval %s never became pending", id)
 }
+
+// TestEscapedSlashCannotReachAnotherWorkerRoute: a path value holding
+// "%2F.." stays one value on its way to the worker; it is not cleaned into
+// a different route there.
+func TestEscapedSlashCannotReachAnotherWorkerRoute(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	f.agent("a", "helper")
+	viewer := f.member("a", "v@example.com", "viewer")
+	f.mustDo("PUT", "/v1/orgs/a/credentials/cred1", f.owner, map[string]any{"type": "api-key", "value": "sk-secret-value-1"}, 204)
+	for _, p := range []string{
+		"/v1/orgs/a/agents/x%2F..%2F..%2Fcredentials",
+		"/v1/orgs/a/agents/helper%2F..%2F..%2Fcredentials",
+		"/v1/orgs/a/agents/helper%2Fabilities",
+	} {
+		r := f.do("GET", p, viewer, nil)
+		if r.status == 200 {
+			t.Errorf("GET %s: 200 %s", p, r.raw)
+		}
+	}
+	// An admin-only worker route is not reachable from a member route.
+	member := f.member("a", "m@example.com", "member")
+	r := f.do("POST", "/v1/orgs/a/approvals/x%2F..%2F..%2Fagents%2Fhelper%2Ftokens/approve", member, nil)
+	if r.status != 404 {
+		t.Errorf("member's crafted approve: %d %s", r.status, r.raw)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -432,7 +433,7 @@ func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request, c *cal
 	probe := r.Clone(r.Context())
 	probe.Method, probe.Body, probe.ContentLength = http.MethodGet, http.NoBody, 0
 	pw := &probeWriter{header: http.Header{}}
-	s.cfg.Tenants.Forward(pw, probe, c.tenantOrg(), "/agents/"+name, c.caller())
+	s.cfg.Tenants.Forward(pw, probe, c.tenantOrg(), "/agents/"+url.PathEscape(name), c.caller())
 	switch pw.status {
 	case http.StatusOK:
 	case http.StatusNotFound:
@@ -466,8 +467,11 @@ func (c *call) tenantOrg() tenant.Org { return tenant.Org{ID: c.org.ID, Name: c.
 
 // forward hands an organisation route to its worker, as the path below
 // /v1/orgs/{org}.
+// The path stays escaped, so that a %2F inside one path value reaches the
+// worker as part of that value and never as a separator the worker's
+// router would clean into another route.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
-	path := r.URL.Path[len("/v1/orgs/")+len(c.org.Name):]
+	path := r.URL.EscapedPath()[len("/v1/orgs/")+len(c.org.Name):]
 	s.cfg.Tenants.Forward(w, r, c.tenantOrg(), path, c.caller())
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,8 +256,14 @@ func (s *Supervisor) proc(org Org) (*workerProc, error) {
 }
 
 // Forward sends r to org's worker as path (a worker route such as
-// "/agents"), starting the worker if needed, on behalf of caller.
+// "/agents", escaped as in a URL), starting the worker if needed, on
+// behalf of caller.
 func (s *Supervisor) Forward(w http.ResponseWriter, r *http.Request, org Org, path string, caller Caller) {
+	plain, err := url.PathUnescape(path)
+	if err != nil {
+		problem.Write(w, http.StatusBadRequest, problem.BadRequest, "malformed path", 0)
+		return
+	}
 	wp, err := s.proc(org)
 	if err == nil {
 		err = s.ensure(r.Context(), wp)
@@ -282,7 +289,7 @@ func (s *Supervisor) Forward(w http.ResponseWriter, r *http.Request, org Org, pa
 		wp.mu.Unlock()
 	}()
 	out := r.Clone(r.Context())
-	out.URL.Path, out.URL.RawPath = path, ""
+	out.URL.Path, out.URL.RawPath = plain, path
 	h := out.Header
 	for _, k := range []string{"Authorization", "Cookie", "Forwarded", "X-Forwarded-For", headerActor, headerRole, headerAgent} {
 		h.Del(k)
