@@ -136,3 +136,25 @@ func TestEscapedSlashCannotReachAnotherWorkerRoute(t *testing.T) {
 		t.Errorf("member's crafted approve: %d %s", r.status, r.raw)
 	}
 }
+
+// TestHostilePathValuesGetClearErrors: odd names in every path slot are a
+// 4xx naming the problem, never a 500, and the server keeps serving.
+func TestHostilePathValuesGetClearErrors(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	f.agent("a", "helper")
+	for _, v := range []string{"%00", "..", "%2E%2E", "a%20b", strings.Repeat("x", 300), "%E2%80%AE", "UPPER", "-x"} {
+		for _, p := range []string{
+			"/v1/orgs/a/agents/" + v, "/v1/orgs/a/credentials/" + v, "/v1/orgs/a/agents/helper/abilities/" + v,
+			"/v1/orgs/a/tokens/" + v, "/v1/orgs/a/members/" + v, "/v1/orgs/" + v,
+		} {
+			for _, m := range []string{"GET", "DELETE"} {
+				r := f.do(m, p, f.owner, nil)
+				if r.status >= 500 {
+					t.Errorf("%s %s: %d %s", m, p, r.status, r.raw)
+				}
+			}
+		}
+	}
+	f.mustDo("GET", "/v1/orgs/a/agents", f.owner, nil, 200)
+}

@@ -245,6 +245,9 @@ func (w *worker) deleteCredential(rw http.ResponseWriter, r *http.Request) {
 	if err := w.vault.Delete(w.cfg.Org, name); errors.Is(err, vault.ErrNotFound) {
 		problem.Write(rw, http.StatusNotFound, problem.NotFound, "no credential "+name, 0)
 		return
+	} else if errors.Is(err, vault.ErrInvalid) {
+		problem.Write(rw, http.StatusBadRequest, problem.BadRequest, err.Error(), 0)
+		return
 	} else if err != nil {
 		w.internal(rw, err)
 		return
