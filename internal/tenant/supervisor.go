@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/clawkeep/clawkeep/internal/problem"
 )
 
@@ -199,6 +201,7 @@ const (
 type workerProc struct {
 	org   Org
 	proxy *httputil.ReverseProxy // never nil; dials the current socket
+	http  *http.Client           // the same transport, for WebSocket dials
 
 	mu       sync.Mutex
 	state    procState     // guarded by mu
@@ -251,6 +254,7 @@ func (s *Supervisor) proc(org Org) (*workerProc, error) {
 			problem.Write(w, http.StatusServiceUnavailable, problem.WorkerUnavailable, "the organisation's worker is unavailable; retry", time.Second)
 		},
 	}
+	wp.http = &http.Client{Transport: tr}
 	s.workers[org.ID] = wp
 	return wp, nil
 }
@@ -303,6 +307,39 @@ func (s *Supervisor) Forward(w http.ResponseWriter, r *http.Request, org Org, pa
 		h.Set(headerAgent, caller.Agent)
 	}
 	wp.proxy.ServeHTTP(w, out)
+}
+
+// DialCKP opens a CKP WebSocket to org's worker for caller's agent,
+// starting the worker if needed. The worker counts as busy until done is
+// called.
+func (s *Supervisor) DialCKP(ctx context.Context, org Org, caller Caller) (conn *websocket.Conn, done func(), err error) {
+	wp, err := s.proc(org)
+	if err == nil {
+		err = s.ensure(ctx, wp)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	wp.mu.Lock()
+	wp.active++
+	secret := wp.secret
+	wp.mu.Unlock()
+	done = func() {
+		wp.mu.Lock()
+		wp.active--
+		wp.lastUsed = time.Now()
+		wp.mu.Unlock()
+	}
+	h := http.Header{}
+	h.Set(headerAuth, secret)
+	h.Set(headerActor, caller.Actor)
+	h.Set(headerAgent, caller.Agent)
+	conn, _, err = websocket.Dial(ctx, "ws://worker/ckp", &websocket.DialOptions{HTTPClient: wp.http, HTTPHeader: h, Subprotocols: []string{Subprotocol}})
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return conn, done, nil
 }
 
 // ensure returns once wp's worker is running, starting it if it is not.
