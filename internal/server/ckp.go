@@ -94,7 +94,7 @@ func (s *Server) relay(ctx context.Context, c *call, client, worker *websocket.C
 		fromWorker bool
 		err        error
 	}
-	ends := make(chan end, 2)
+	ends := make(chan end, 3)
 	go func() {
 		for {
 			typ, msg, err := worker.Read(ctx)
@@ -138,8 +138,31 @@ func (s *Server) relay(ctx context.Context, c *call, client, worker *websocket.C
 			}
 		}
 	}()
+	go func() {
+		// The profile's keep-alive: a peer that stops answering pings is
+		// gone, and its worker session ends with it.
+		t := time.NewTicker(s.cfg.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, cancel := context.WithTimeout(ctx, s.cfg.PingInterval)
+			err := client.Ping(pctx)
+			cancel()
+			if err != nil {
+				ends <- end{false, errNoPong}
+				return
+			}
+		}
+	}()
 	e := <-ends
 	switch {
+	case errors.Is(e.err, errNoPong):
+		client.Close(websocket.StatusPolicyViolation, "no pong")
+		worker.Close(websocket.StatusGoingAway, "")
 	case errors.Is(e.err, errBinaryFrame):
 		client.Close(tenant.CloseProtocolError, "binary frames are not CKP")
 		worker.Close(websocket.StatusNormalClosure, "")
@@ -162,7 +185,10 @@ func (s *Server) relay(ctx context.Context, c *call, client, worker *websocket.C
 // maxCKPFrame bounds one CKP message, as the stdio transport does.
 const maxCKPFrame = 1 << 20
 
-var errBinaryFrame = errors.New("binary frame")
+var (
+	errBinaryFrame = errors.New("binary frame")
+	errNoPong      = errors.New("no pong")
+)
 
 // rateLimitedReply answers a message refused for its rate: a request
 // gets a JSON-RPC error with its id; a notification gets nothing.

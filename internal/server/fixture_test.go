@@ -66,6 +66,7 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
+	ping    time.Duration
 	limits  ratelimit.Config
 	uidBase uint32
 	proxy   *ratelimit.Proxy
@@ -109,7 +110,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		limits = ratelimit.Config{PerIP: 1e6, IPBurst: 1e6, PerOrg: 1e6, OrgBurst: 1e6, LockoutAfter: 1000}
 	}
 	f.limiter = ratelimit.New(limits)
-	api, err := New(Config{Identity: f.ids, Tenants: f.sup, Limiter: f.limiter, Proxy: o.proxy, Audit: f.log, Version: "test",
+	api, err := New(Config{Identity: f.ids, Tenants: f.sup, Limiter: f.limiter, Proxy: o.proxy, Audit: f.log, Version: "test", PingInterval: o.ping,
 		Logf: func(format string, a ...any) { t.Logf("server: "+format, a...) }})
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,9 @@ type Config struct {
 	Audit    *audit.Log       // the supervisor's own chain: logins, organisations, members, tokens
 	Version  string
 	Logf     func(format string, args ...any)
+	// PingInterval is how often an agent's WebSocket is pinged; a peer
+	// that does not answer within the same time is closed. 0 = 30 s.
+	PingInterval time.Duration
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -231,6 +234,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Tenants)}
 	methods := map[string][]string{}

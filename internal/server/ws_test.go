@@ -99,3 +99,41 @@ func TestToolCallsOverWebSocketAreRateLimited(t *testing.T) {
 		t.Fatalf("%d calls answered, %d ran according to the audit chain", ran, len(audit))
 	}
 }
+
+// TestSilentPeerIsClosed: an agent that stops answering pings is closed,
+// and its session in the worker with it.
+func TestSilentPeerIsClosed(t *testing.T) {
+	f := newFixture(t, fixtureOpts{ping: 100 * time.Millisecond})
+	f.org("a")
+	c, ctx := dialCKP(t, f, f.agent("a", "helper"))
+	initialize(t, ctx, c, "helper")
+	time.Sleep(1500 * time.Millisecond) // not reading: pings go unanswered
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if got := websocket.CloseStatus(err); got != websocket.StatusPolicyViolation {
+				t.Fatalf("close status %d (%v), want 1008", got, err)
+			}
+			return
+		}
+	}
+}
+
+// TestAnsweringPeerStaysOpen: the control: a reading peer answers the
+// pings and keeps its connection.
+func TestAnsweringPeerStaysOpen(t *testing.T) {
+	f := newFixture(t, fixtureOpts{ping: 100 * time.Millisecond})
+	f.org("a")
+	c, ctx := dialCKP(t, f, f.agent("a", "helper"))
+	initialize(t, ctx, c, "helper")
+	rctx, cancel := context.WithTimeout(ctx, 600*time.Millisecond)
+	defer cancel()
+	for {
+		_, _, err := c.Read(rctx) // answers pings while it reads
+		if rctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			t.Fatalf("connection closed though the peer answered: %v", err)
+		}
+	}
+}
