@@ -449,6 +449,19 @@ func (s *Supervisor) launch(wp *workerProc) error {
 	wp.mu.Unlock()
 	s.wg.Add(1)
 	go s.watch(wp, cmd, exited)
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		// Close ran while this worker was starting and found no process
+		// to stop: stop it here, or Close would wait for it forever.
+		wp.mu.Lock()
+		wp.stopping = true
+		wp.mu.Unlock()
+		stdin.Close()
+		cmd.Process.Kill()
+		return errors.New("tenant: supervisor closed")
+	}
 	if _, err := io.WriteString(stdin, secret+"\n"); err != nil {
 		return fmt.Errorf("tenant: worker for %s: %w", org.Name, err)
 	}
