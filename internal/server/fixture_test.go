@@ -53,7 +53,7 @@ func tryOpen(dir string) int {
 // fixture is a real API server over real workers, SQLite files and
 // sockets; only the HTTP listener is httptest's.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	root    string
 	ids     *identity.Store
 	sup     *tenant.Supervisor
@@ -75,7 +75,7 @@ type fixtureOpts struct {
 // newFixture starts a server. The data root and a copy of the test binary
 // live in world-traversable directories so that workers running under
 // their own uid (as root) can reach them.
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	root, err := os.MkdirTemp("", "clawkeep-serve-")
 	if err != nil {
@@ -153,7 +153,7 @@ func (f *fixture) do(method, path, token string, body any) response {
 	return doWith(f.t, http.DefaultClient, f.url, method, path, token, body)
 }
 
-func doWith(t *testing.T, c *http.Client, base, method, path, token string, body any) response {
+func doWith(t testing.TB, c *http.Client, base, method, path, token string, body any) response {
 	t.Helper()
 	var rd io.Reader
 	ct := ""
