@@ -185,9 +185,10 @@ type injHit struct {
 
 // Segment kinds: how skeleton offsets map back to the original text.
 const (
-	injSegPlain   = iota // the text itself
-	injSegEscapes        // entities, %xx and \x escapes decoded; hits must touch a decoded byte
-	injSegRuns           // base64 and hex runs decoded; every hit is smuggled
+	injSegPlain     = iota // the text itself
+	injSegEscapes          // entities, %xx and \x escapes decoded; hits must touch a decoded byte
+	injSegRuns             // base64 and hex runs decoded; every hit is smuggled
+	injSegInvisible        // invisible characters read as spaces; hits must span one
 )
 
 type injState struct {
@@ -203,8 +204,12 @@ type injState struct {
 	decLo, decHi  []int32
 	decEsc        []int32 // prefix count of bytes that came from an escape
 	hidden        []int32 // [lo,hi) pairs in the original: comments, hidden elements
+	discOrig      []int32 // discussion cues of the plain pass, [lo,hi) pairs in the original
+	strongOrig    []int32 // strong targeting of the plain pass, likewise
+	text          string  // the original text, during the injSegInvisible pass only
 	invisibleSeen bool
 	reverseCue    bool // the text asks to be read backwards
+	rotateCue     bool // the text names a letter rotation
 }
 
 var injStatePool = sync.Pool{New: func() any { return new(injState) }}
@@ -213,8 +218,11 @@ func (st *injState) reset() {
 	st.events = st.events[:0]
 	st.hits = st.hits[:0]
 	st.hidden = st.hidden[:0]
+	st.discOrig = st.discOrig[:0]
+	st.strongOrig = st.strongOrig[:0]
 	st.invisibleSeen = false
 	st.reverseCue = false
+	st.rotateCue = false
 }
 
 func (t *injTables) scan(st *injState, text string) {
@@ -247,11 +255,24 @@ func (t *injTables) scan(st *injState, text string) {
 		st.n.normalize(string(st.dec), true)
 		t.match(st, injSegRuns)
 	}
+	// A text that names ROT13 or a Caesar shift is matched once per
+	// rotation of its Latin letters (the shift is rarely stated the same
+	// way twice). Only such texts pay for it, and only for their first
+	// injRotateMax bytes, so the cost stays a constant factor.
+	if st.rotateCue {
+		for shift := byte(1); shift < 26; shift++ {
+			st.rotate(text, shift)
+			st.n.normalize(string(st.dec), true)
+			t.match(st, injSegRuns)
+		}
+	}
 	// Invisible characters used as word separators ("copia\u200ftal") were
 	// dropped and joined the words; match once more with them as spaces.
 	if st.invisibleSeen && st.invisibleAsSpace(text) {
 		st.n.normalize(string(st.dec), true)
-		t.match(st, injSegRuns)
+		st.text = text
+		t.match(st, injSegInvisible)
+		st.text = ""
 	}
 	if len(st.hidden) > 0 || st.invisibleSeen {
 		st.adjustHits(text)
@@ -298,12 +319,20 @@ func (t *injTables) match(st *injState, seg int) {
 			st.target = append(st.target, ev.start, ev.end)
 		case injRoleTargetStrong:
 			st.strong = append(st.strong, ev.start, ev.end)
+			if seg == injSegPlain {
+				st.strongOrig = append(st.strongOrig, st.n.lo[ev.start], st.n.hi[ev.end-1])
+			}
 		case injRoleDiscuss:
 			if !injInHost(out, ev.start, ev.end) {
 				st.disc = append(st.disc, ev.start, ev.end)
+				if seg == injSegPlain {
+					st.discOrig = append(st.discOrig, st.n.lo[ev.start], st.n.hi[ev.end-1])
+				}
 			}
 		case injRoleReverse:
 			st.reverseCue = st.reverseCue || seg == injSegPlain
+		case injRoleRotate:
+			st.rotateCue = st.rotateCue || seg == injSegPlain
 		}
 	}
 	for j := range st.events {
@@ -357,6 +386,11 @@ func (t *injTables) pair(st *injState, seg, j int) {
 		}
 	}
 	if verb == nil {
+		return
+	}
+	if b.e.group == injGroupOverride && (injIdent(st.n.out, b.start, b.end) || injIdent(st.n.out, verb.start, verb.end)) {
+		// "PREVIOUS_INSTRUCTION_ID", "test_ignores_instructions": names in
+		// code, not words addressed to anyone.
 		return
 	}
 	lo, hi := min(verb.start, b.start), max(verb.end, b.end)
@@ -416,6 +450,11 @@ func injInHost(out []byte, s, e int32) bool {
 		return true
 	}
 	return int(e)+1 < len(out) && (out[e] == '.' || out[e] == '/') && normIsLetter(out[e+1])
+}
+
+// injIdent reports a word joined to its neighbour by an underscore.
+func injIdent(out []byte, s, e int32) bool {
+	return s > 0 && out[s-1] == '_' || int(e) < len(out) && out[e] == '_'
 }
 
 // injPairKey offsets the keys of pair hits past the pattern indexes.
@@ -493,7 +532,7 @@ func (st *injState) addHit(seg int, lo, hi int32, fam uint8, w float32, key int3
 	case weak:
 		w += 0.15
 	}
-	if !strong && st.quotedBoth(lo, hi) {
+	if !strong && (st.quotedBoth(lo, hi) || st.quotedLine(lo, hi)) {
 		// A phrase in quotation marks is named, not spoken:
 		// "why 'ignore all previous instructions' still works".
 		w *= 0.5
@@ -515,6 +554,12 @@ func (st *injState) addHit(seg int, lo, hi int32, fam uint8, w float32, key int3
 	case injSegRuns:
 		// min and max: reversed text maps its first byte to the end.
 		olo, ohi = min(st.decLo[olo], st.decLo[ohi-1]), max(st.decHi[olo], st.decHi[ohi-1])
+		smuggled = true
+	case injSegInvisible:
+		olo, ohi = st.decLo[olo], st.decHi[ohi-1]
+		if !injHasInvisible(st.text[olo:ohi]) {
+			return // no invisible character here: the plain pass saw it already
+		}
 		smuggled = true
 	}
 	if smuggled {
@@ -551,6 +596,40 @@ func (st *injState) quotedBoth(lo, hi int32) bool {
 	return false
 }
 
+// quotedLine reports a span inside a line that is one quotation: after an
+// optional list or blockquote mark the line opens with a quotation mark and
+// ends with the same mark (before trailing punctuation), the way articles
+// list example attack strings. Both scans are bounded.
+func (st *injState) quotedLine(lo, hi int32) bool {
+	const maxLine = 400
+	out := st.n.out
+	s := lo
+	for s > 0 && lo-s < maxLine && out[s-1] != '\n' {
+		s--
+	}
+	if s > 0 && out[s-1] != '\n' {
+		return false
+	}
+	for s < lo && (out[s] == ' ' || out[s] == '>' || out[s] == '-' || out[s] == '*') {
+		s++
+	}
+	if s >= lo || out[s] != '"' && out[s] != '\'' {
+		return false
+	}
+	q := out[s]
+	e := hi
+	for e < int32(len(out)) && e-hi < maxLine && out[e] != '\n' {
+		e++
+	}
+	if e < int32(len(out)) && out[e] != '\n' {
+		return false
+	}
+	for e > hi && (out[e-1] == ' ' || out[e-1] == '.' || out[e-1] == ',' || out[e-1] == ';') {
+		e--
+	}
+	return e > hi && out[e-1] == q
+}
+
 // invisibleAsSpace writes text into st.dec with every invisible rune
 // replaced by a space, each byte mapped to its place in text. It reports
 // whether anything was replaced.
@@ -576,6 +655,28 @@ func (st *injState) invisibleAsSpace(text string) bool {
 		}
 	}
 	return changed
+}
+
+// injRotateMax bounds the text rotated when a rotation is named.
+const injRotateMax = 16 << 10
+
+// rotate writes the first injRotateMax bytes of text into st.dec with every
+// ASCII letter moved shift places forward in the alphabet, each byte mapped
+// to itself.
+func (st *injState) rotate(text string, shift byte) {
+	st.dec, st.decLo, st.decHi = st.dec[:0], st.decLo[:0], st.decHi[:0]
+	for i := 0; i < len(text) && i < injRotateMax; i++ {
+		c := text[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+			c = 'a' + (c-'a'+shift)%26
+		case c >= 'A' && c <= 'Z':
+			c = 'A' + (c-'A'+shift)%26
+		}
+		st.dec = append(st.dec, c)
+		st.decLo = append(st.decLo, int32(i))
+		st.decHi = append(st.decHi, int32(i+1))
+	}
 }
 
 // reverseRunes writes text into st.dec rune by rune in reverse order, each
@@ -803,9 +904,21 @@ func (st *injState) markdownExfil(text string) {
 			if image {
 				lo--
 			}
-			st.hits = append(st.hits, injHit{lo: int32(lo), hi: int32(min(end+1, len(text))), fam: injFamExfil, w: w, key: -1})
+			hi := min(end+1, len(text))
+			// A slide or article showing the channel is not using it.
+			if st.discussedOrig(int32(lo), int32(hi)) {
+				w *= 0.3
+			}
+			st.hits = append(st.hits, injHit{lo: int32(lo), hi: int32(hi), fam: injFamExfil, w: w, key: -1})
 		}
 	}
+}
+
+// discussedOrig reports a discussion cue near [lo,hi) of the original text
+// and no strong targeting of an AI reader near it, as addHit judges the
+// skeleton.
+func (st *injState) discussedOrig(lo, hi int32) bool {
+	return near(st.discOrig, lo, hi, 220, 120) && !near(st.strongOrig, lo, hi, 200, 40)
 }
 
 // injPlaceholder reports a query value that is a slot to fill in rather
@@ -823,9 +936,12 @@ func injPlaceholder(text, url, query string) bool {
 	if len(v) < 3 {
 		return false
 	}
-	upper, other := true, false
+	upper, other, lower := true, false, true
 	for i := 0; i < len(v); i++ {
 		c := v[i]
+		if c < 'a' || c > 'z' {
+			lower = false
+		}
 		switch {
 		case c >= 0x80:
 			other = true
@@ -834,7 +950,9 @@ func injPlaceholder(text, url, query string) bool {
 			upper = false
 		}
 	}
-	return upper || other || strings.Count(text, v) > strings.Count(url, v)
+	// A plain lower-case word named again ("branch=main") is a value, not a
+	// slot: badges and CI links repeat theirs.
+	return upper || other || !lower && strings.Count(text, v) > strings.Count(url, v)
 }
 
 // urlOpenQuery finds URLs whose query ends in an empty value ("?d= followed
@@ -852,7 +970,11 @@ func (st *injState) urlOpenQuery(text string) {
 		}
 		i = end
 		if end-k > 8 && text[end-1] == '=' && strings.IndexByte(text[k:end], '?') >= 0 {
-			st.hits = append(st.hits, injHit{lo: int32(k), hi: int32(end), fam: injFamExfil, w: 0.35, key: -2})
+			w := float32(0.35)
+			if st.discussedOrig(int32(k), int32(end)) {
+				w *= 0.3
+			}
+			st.hits = append(st.hits, injHit{lo: int32(k), hi: int32(end), fam: injFamExfil, w: w, key: -2})
 		}
 	}
 }
@@ -1186,6 +1308,7 @@ func (st *injState) decodeRuns(text string) bool {
 		st.decHi = append(st.decHi, int32(hi), int32(hi))
 	}
 	st.decodeHexBytes(text)
+	st.decodeByteLists(text)
 	return len(st.dec) > 0
 }
 
@@ -1224,6 +1347,86 @@ func (st *injState) decodeHexBytes(text string) {
 		st.dec = append(st.dec, '\n', '\n')
 		st.decLo = append(st.decLo, int32(j), int32(j))
 		st.decHi = append(st.decHi, int32(j), int32(j))
+	}
+}
+
+// decodeByteLists finds runs of at least eight bytes written as numbers
+// separated by a space or a comma: two-digit hex pairs ("43 61 6c") or
+// decimal character codes ("83 101 110"), as puzzles that ask the reader to
+// "convert these codes to text" write them. Each run is read once, as hex
+// when a token has a hex letter or every token has two digits and the hex
+// reading is text, else as decimal, and appended to st.dec like decodeRuns.
+func (st *injState) decodeByteLists(text string) {
+	var hexBuf, decBuf [4096]byte
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	isAlnum := func(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' }
+	for i := 0; i < len(text); {
+		if !isAlnum(text[i]) || i > 0 && isAlnum(text[i-1]) {
+			i++
+			continue
+		}
+		lo, j := i, i
+		nh, nd := 0, 0
+		hexOK, decOK := true, true
+		for j < len(text) && nh < len(hexBuf) && nd < len(decBuf) {
+			k := j
+			for k < len(text) && isAlnum(text[k]) && k-j < 4 {
+				k++
+			}
+			tok := text[j:k]
+			if k < len(text) && isAlnum(text[k]) || len(tok) == 0 {
+				break
+			}
+			if hexOK && len(tok) == 2 && injHexVal(tok[0]) >= 0 && injHexVal(tok[1]) >= 0 {
+				hexBuf[nh] = byte(injHexVal(tok[0])<<4 | injHexVal(tok[1]))
+				nh++
+			} else {
+				hexOK = false
+			}
+			v := 0
+			for x := 0; x < len(tok) && decOK; x++ {
+				if !isDigit(tok[x]) {
+					decOK = false
+				}
+				v = v*10 + int(tok[x]-'0')
+			}
+			if decOK && v <= 255 {
+				decBuf[nd] = byte(v)
+				nd++
+			} else {
+				decOK = false
+			}
+			if !hexOK && !decOK {
+				break
+			}
+			j = k
+			// One separator: a space, or a comma and an optional space.
+			if j+1 < len(text) && (text[j] == ' ' || text[j] == ',') && isAlnum(text[j+1]) {
+				j++
+			} else if j+2 < len(text) && text[j] == ',' && text[j+1] == ' ' && isAlnum(text[j+2]) {
+				j += 2
+			} else {
+				break
+			}
+		}
+		i = max(j, lo+1)
+		var dst []byte
+		switch {
+		case hexOK && nh >= 8 && injPrintable(hexBuf[:nh]):
+			dst = hexBuf[:nh]
+		case decOK && nd >= 8 && injPrintable(decBuf[:nd]):
+			dst = decBuf[:nd]
+		default:
+			continue
+		}
+		for _, c := range dst {
+			st.dec = append(st.dec, c)
+			st.decLo = append(st.decLo, int32(lo))
+			st.decHi = append(st.decHi, int32(i))
+		}
+		st.dec = append(st.dec, '\n', '\n')
+		st.decLo = append(st.decLo, int32(i), int32(i))
+		st.decHi = append(st.decHi, int32(i), int32(i))
 	}
 }
 

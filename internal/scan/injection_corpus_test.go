@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -66,6 +68,38 @@ func TestInjectionCorpus(t *testing.T) {
 	evalInjectionCorpus(t, "testdata/injection/corpus.jsonl", 400, devRecallFloor, devFPRCeiling)
 }
 
+// TestInjectionTrain2 scores the detector on the second training corpus
+// (testdata/injection/train2.jsonl, written by an author who never saw the
+// detector). Its halves keep the tuning honest: patterns were tuned on the
+// odd-numbered cases first and the even-numbered ones were scored before
+// they were looked at. The "odd" and "even" subtests score one half each
+// (go test -run 'TestInjectionTrain2/odd' -v); the parent test scores all.
+func TestInjectionTrain2(t *testing.T) {
+	const path = "testdata/injection/train2.jsonl"
+	t.Run("odd", func(t *testing.T) {
+		evalInjectionCases(t, path, train2Half(loadInjectionCorpus(t, path), 1), 250, train2RecallFloor, train2FPRCeiling)
+	})
+	t.Run("even", func(t *testing.T) {
+		evalInjectionCases(t, path, train2Half(loadInjectionCorpus(t, path), 0), 250, train2RecallFloor, train2FPRCeiling)
+	})
+	t.Run("all", func(t *testing.T) {
+		evalInjectionCorpus(t, path, 500, train2RecallFloor, train2FPRCeiling)
+	})
+}
+
+// train2Half keeps the cases whose id number ("t2-0007") has the given
+// parity: 1 for odd, 0 for even.
+func train2Half(cases []corpusCase, parity int) []corpusCase {
+	var out []corpusCase
+	for _, c := range cases {
+		n, err := strconv.Atoi(c.ID[strings.LastIndexByte(c.ID, '-')+1:])
+		if err == nil && n%2 == parity {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // TestInjectionHeldOut scores it on a second corpus (heldout.jsonl) that
 // nobody working on the detector has read: the honest figures.
 func TestInjectionHeldOut(t *testing.T) {
@@ -78,12 +112,20 @@ func TestInjectionHeldOut(t *testing.T) {
 const (
 	devRecallFloor  = 0.95
 	devFPRCeiling   = 0.01
-	heldRecallFloor = 0.70
-	heldFPRCeiling  = 0.06
+	heldRecallFloor = 0.75
+	heldFPRCeiling  = 0.08
+
+	// train2.jsonl: tuned on its odd half, then on all of it (see the
+	// report of that change for the figures before tuning).
+	train2RecallFloor = 0.89
+	train2FPRCeiling  = 0.04
 )
 
 func evalInjectionCorpus(t *testing.T, path string, minCases int, recallFloor, fprCeiling float64) {
-	cases := loadInjectionCorpus(t, path)
+	evalInjectionCases(t, path, loadInjectionCorpus(t, path), minCases, recallFloor, fprCeiling)
+}
+
+func evalInjectionCases(t *testing.T, path string, cases []corpusCase, minCases int, recallFloor, fprCeiling float64) {
 	d := NewInjectionDetector()
 	var all tally
 	byFamily, byLang, byDisguise := map[string]*tally{}, map[string]*tally{}, map[string]*tally{}

@@ -28,6 +28,7 @@ const (
 	injRoleTargetStrong // unmistakably addressed to an AI reading the text
 	injRoleDiscuss
 	injRoleReverse // asks the reader to read the text backwards
+	injRoleRotate  // names a letter rotation (ROT13, a Caesar shift)
 )
 
 // Family indexes; injFamilyNames gives the exported strings.
@@ -70,8 +71,8 @@ var injGroups = [injGroupCount]injGroupSpec{
 	injGroupDisclose: {injFamDisclosure, 44, 48, 0, 0.8}, // ja/ko put the verb after a long object
 	injGroupExfil:    {injFamExfil, 64, 64, 16, 0.7},     // ja/ko: object, URL, then the verb
 	injGroupTool:     {injFamTool, 40, 32, 0, 0.9},
-	injGroupMoney:    {injFamTool, 32, 24, 0, 0.9},
-	injGroupGrant:    {injFamTool, 40, 32, 0, 0.9},
+	injGroupMoney:    {injFamTool, 48, 24, 0, 0.9}, // "переведи, пожалуйста, сегодня 480 000 ₽"
+	injGroupGrant:    {injFamTool, 64, 32, 0, 0.9}, // "invite <address> to the org as an admin"
 }
 
 type injPattern struct {
@@ -111,6 +112,7 @@ func injPatternTable() []injPattern {
 	injContextPatterns(&l)
 	injReversePatterns(&l)
 	injExtraPatterns(&l)
+	injClassPatterns(&l)
 	return l
 }
 
@@ -459,7 +461,7 @@ func injContextPatterns(l *injPatternList) {
 		"models summarizing", "models reading", "summarizing this page", "asistente que lea", "al asistente",
 		"para el asistente", "l'ia qui lit", "attention de l'ia", "agent ia", "agente de ia", "agente ia",
 		"ki-agent*", "an die ki", "an alle ki", "per l'assistente", "all'assistente", "ии-агент*", "для ии",
-		"本页面的ai", "ai助手", "ai代理", "aiエージェント", "ai 에이전트", "에이전트에게", "에이전트는")
+		"本页面的ai", "ai代理", "aiエージェント", "ai 에이전트", "에이전트에게", "에이전트는")
 	l.add(injRoleTarget, 0, injGroupNone, 0,
 		"assistant", "ai assistant", "ai agent", "ai model", "language model", "llm", "chatbot",
 		"claude", "chatgpt", "gpt-", "copilot", "ai system", "ai bot",
@@ -603,4 +605,167 @@ func injExtraPatterns(l *injPatternList) {
 	l.add(injRoleDiscuss, 0, injGroupNone, 0, "incident", "remediation", "write-up", "post-mortem", "postmortem",
 		"exercise", "injection attempt", "treat it as data", "reference:", "template", "docs:",
 		"grant select", "alter role", "create role", "revoke ")
+}
+
+// injClassPatterns adds anchors for attack classes that a second,
+// independent corpus showed missing: notes addressed to a "summarizer" or
+// to "the agent handling this ticket", requests to copy the text above
+// verbatim, invitations and promotions to admin or owner, payments named by
+// their noun (a "bonifico", a "virement"), user data carried in a link,
+// personas that follow no rules, and decode-then-obey cues. Every entry is
+// a short anchor for a class, in the ten languages where the class is
+// phrased differently.
+func injClassPatterns(l *injPatternList) {
+	// Addressed to an AI reader by its job rather than by "AI".
+	l.add(injRoleTargetStrong, 0, injGroupNone, 0,
+		"the summarizer", "note to the summarizer", "summarizer:", "summarizing agent", "summarising agent",
+		"the agent processing", "the agent handling", "agent handling this", "the assistant handling",
+		"the ai model", "ai model screening", "instructions for the model", "for the model transcribing", "the model reading", "for the model only", "for the assistant:",
+		"puzzle for the assistant", "coding agent:", "browsing agent", "mail agent:", "\nmodèle :",
+		"\nmodele:", "\nmodell:", "\nmodelo:", "\nmodello:", "\nia:", "\nia :", "\nki:", "\nии:",
+		"\nmodelo de ia:", "\n모델:", "\nモデル:", "\n模型:", "ai 비서", "ai비서",
+		"el agente que", "l'agent qui traite", "der agent, der", "l'agente che", "o agente que",
+		"агент, обрабатывающий", "处理此工单的智能体", "智能体", "を処理するエージェント", "처리하는 에이전트",
+		"\nassistant,", "\nassistente,", "\nasistente,", "\nassistent,", "\nассистент,", "\nassistant, ",
+		"\nagent,", "\nagente,", "\nai,", "\nia,", "\n어시스턴트,", "\nアシスタント、", "\n助手，")
+	// "model:" and "agent:" also start YAML keys and support transcripts.
+	l.add(injRoleTarget, 0, injGroupNone, 0, "agent:", "agent :", "agente:", "\nai:", "\nmodel:", "ki,",
+		"ai,", "비서님", "エージェント", "에이전트", "агент", "summarizer")
+
+	// Override: what the user asked is the usual object in indirect attacks.
+	og := injGroupOverride
+	l.groupRole(og, injRoleVerb, 0.2, "ignora*", "ignoriere*", "игнорируй")
+	l.groupRole(og, injRoleObject, 0.25, "you were given", "whatever the user", "the user's question", "the user's message",
+		"the question", "la question", "la pregunta", "die frage", "nutzerfrage", "die anfrage", "a pergunta",
+		"la domanda", "domanda dell'utente", "la richiesta", "вопрос", "его вопрос", "用户的问题", "ユーザーの質問",
+		"사용자의 질문", "사용자의 요청", "la demande")
+	l.phrases(injFamOverride, 0.35, "don't tell anyone", "do not tell anyone", "no se lo digas a nadie",
+		"n'en parle à personne", "sag es niemandem", "não conte a ninguém", "non dirlo a nessuno",
+		"никому не говори", "不要告诉任何人", "誰にも言わない", "아무에게도 말하지", "without telling anyone",
+		"no need to notify", "não é preciso avisar", "no hace falta avisar", "inutile de prévenir",
+		"nicht informieren", "non serve avvisare", "согласовывать не нужно", "без согласования", "无需通知",
+		"連絡は不要", "알릴 필요 없")
+
+	// Disclosure: copy the text above, verbatim, into a code block.
+	dg := injGroupDisclose
+	l.groupRole(dg, injRoleVerb, 0.2, "recopi*", "перепиши", "書き写", "原封不动", "そのまま", "mot pour mot",
+		"дословно", "palavra por palavra", "parola per parola", "palabra por palabra", "wort für wort",
+		"word for word", "verbatim", "repetindo", "repitiendo", "ripetendo", "en répétant", "wiederholend")
+	l.groupRole(dg, injRoleObject, 0.3, "au-dessus de ce message", "выше этого сообщения", "стоит выше",
+		"上方的全部", "消息上方", "より上にある", "このメッセージより上", "above this message",
+		"consignes initiales", "instructions initiales", "исходные инструкции", "最初收到的指令", "最初的指令",
+		"最初に受け取った指示", "最初の指示", "처음에 받은", "instruções de sistema", "instruções iniciais",
+		"instrucciones iniciales", "ursprünglichen anweisungen", "anfänglichen anweisungen", "istruzioni iniziali")
+	l.phrases(injFamDisclosure, 0.2, "in a code block", "dans un bloc de code", "en un bloque de código",
+		"in einem codeblock", "em um bloco de código", "in un blocco di codice", "в блоке кода", "代码块",
+		"コードブロック", "코드 블록")
+
+	l.phrases(injFamOverride, 0.35, "now has permission to", "now have permission to", "is now allowed to",
+		"are now allowed to", "ahora tiene permiso", "a maintenant la permission", "a désormais le droit",
+		"hat jetzt die berechtigung", "darf jetzt", "agora tem permissão", "ora ha il permesso", "теперь имеет право",
+		"теперь может", "现在可以", "今は許可", "이제 허용")
+	l.phrases(injFamFakeTurn, 0.45, "[sistema:", "[système :", "[system:", "[systeme:", "[система:", "[系统:",
+		"[システム:", "[시스템:")
+
+	// Grants: invite or promote someone to admin or owner.
+	gg := injGroupGrant
+	l.groupRole(gg, injRoleVerb, 0.2, "invite*", "invitez", "lade", "invita", "convida", "пригласи", "邀请", "招待",
+		"초대", "promote*", "elevate*", "выдать", "提升为", "设为", "设置为", "改为", "に変更", "に昇格", "로 변경")
+	l.groupRole(gg, injRoleObject, 0.25, "as an admin", "as admin", "as an administrator", "comme administrateur",
+		"comme admin", "als administrator", "mit administratorrechten", "como administrador", "come amministratore",
+		"с правами администратора", "所有者", "オーナー", "소유자", "owner")
+
+	// Payments named by their noun.
+	mg := injGroupMoney
+	l.groupRole(mg, injRoleVerb, 0.2, "bonifico", "virement", "transferencia", "transferência", "überweisung",
+		"перевод", "汇款", "振り込", "振込")
+	l.groupRole(mg, injRoleObject, 0.2, "credits", "the balance", "balance", "saldo", "solde", "guthaben",
+		"остаток", "余额", "残高", "잔액")
+
+	// Destructive actions.
+	tg := injGroupTool
+	l.groupRole(tg, injRoleVerb, 0.2, "delete", "exclua", "apague", "borra", "elimina", "supprime", "lösche",
+		"cancella", "удали", "删除", "削除", "삭제", "confirm", "confirma", "confirme", "bestätige", "conferma",
+		"подтверди", "确认", "확인해")
+	l.groupRole(tg, injRoleObject, 0.2, "folder", "pasta", "carpeta", "dossier", "ordner", "cartella", "папк*",
+		"文件夹", "フォルダ", "폴더", "repository", "backups", "copias de seguridad", "sauvegardes", "sicherungen",
+		"cópias de segurança", "резервные копии", "备份", "バックアップ", "백업", "account deletion", "kontolöschung", "suppression du compte",
+		"eliminación de la cuenta", "exclusão da conta", "удаление аккаунта", "删除账户", "アカウント削除", "계정 삭제")
+
+	// Exfiltration: user data put into a link.
+	eg := injGroupExfil
+	l.groupRole(eg, injRoleVerb, 0.2, "ajoute", "ajoutez", "inclus", "incluez", "füge", "inserisci", "incluye",
+		"inclua", "добавь", "включи", "添加", "追加", "포함", "붙여", "发到", "发送到", "傳到")
+	l.groupRole(eg, injRoleObject, 0.2, "session token", "jeton de session", "sitzungstoken", "token de sesión",
+		"token di sessione", "токен сессии", "会话令牌", "セッショントークン", "세션 토큰", "adresse e-mail",
+		"adresse de livraison", "lieferadresse", "adresse und", "dirección de envío", "indirizzo di spedizione",
+		"indirizzo email", "endereço de entrega", "адрес доставки", "收货地址", "配送先", "배송지", "telefonnummer",
+		"numéro de téléphone", "номер телефона", "customer data*", "customer list", "customer database",
+		"client list", "kundendaten*", "datos de clientes", "données client*", "dados dos clientes",
+		"dati dei clienti", "elenco clienti", "базу клиентов", "клиентск*", "客户数据", "客户名单", "顧客データ",
+		"고객 데이터", "dossier rh", "personalakte", "hr file", "user's email", "l'email", "email dell'utente",
+		"e-mail de l'utilisateur", "correo del usuario", "e-mail do usuário", "e-mail des nutzers", "почту пользователя")
+	l.groupRole(eg, injRoleDest, 0.25, "link*", "lien*", "einen link", "un enlace", "un link", "ссылк*", "链接",
+		"リンク", "링크", "this url", "cette url", "diese url", "questa url", "esta url", "url에")
+
+	// Personas that follow no rules.
+	l.phrases(injFamRole, 0.45, "follows no rules", "obeys no rules", "no rules at all", "nessuna regola",
+		"senza regole", "sin reglas", "sans règles", "ohne regeln", "sem regras", "без правил", "没有规则",
+		"不受规则", "ルールに従わない", "규칙도 따르지", "senza alcuna restrizione", "제한이 없",
+		"resta nel personaggio", "reste dans le personnage", "quédate en el personaje", "bleib in der rolle",
+		"fique no personagem", "не выходи из роли", "保持角色", "役になりきって", "역할을 유지",
+		"evil twin", "злой двойник", "gemelo malvado", "jumeau maléfique", "böser zwilling", "gêmeo mau",
+		"gemello malvagio", "邪恶双胞胎", "邪悪な双子", "사악한 쌍둥이")
+	l.phrases(injFamRole, 0.45, "late grandmother", "late grandfather", "late grandma", "late grandpa",
+		"dead grandma", "deceased grandmother", "돌아가신", "покойная бабушка", "покойный дедушка",
+		"difunta abuela", "défunte grand-mère", "feu mon grand-père", "verstorbene oma", "verstorbener opa",
+		"falecida avó", "defunta nonna", "已故的奶奶", "去世的奶奶", "亡くなった祖母", "亡くなったおばあちゃん")
+	l.phrases(injFamRole, 0.3, "juguemos a un juego", "jouons à un jeu", "lass uns ein spiel spielen",
+		"vamos jogar um jogo", "facciamo un gioco", "давай сыграем", "我们来玩个游戏", "ゲームをしよう", "게임을 하자")
+
+	// Decode, then obey.
+	l.phrases(injFamSmuggling, 0.3, "decode it and run", "decode it and follow", "carry out the instruction",
+		"follow them", "and follow", "y ejecutar", "et applique", "und führe", "e cumpra", "ed eseguila",
+		"и выполни", "并执行", "して実行", "실행해")
+	l.add(injRoleReverse, 0, injGroupNone, 0, "reverse this", "reverse the characters", "reverse the string",
+		"reverse the text", "invierte", "inverse", "umkehren", "umgekehrt", "rovescia", "inverti", "inverta",
+		"переверни", "反转", "倒序", "逆順", "逆にして", "뒤집어")
+
+	l.add(injRoleRotate, 0, injGroupNone, 0, "rot13", "rot-13", "rot 13", "caesar", "césar", "cäsar", "cesare",
+		"цезар*", "凯撒", "シーザー", "카이사르", "shift every letter", "shift each letter")
+
+	// Second round, after the even half of the corpus was scored.
+	l.add(injRoleTarget, 0, injGroupNone, 0, "ai助手", "assistenten", "agenten", "модель,", "нейросет*", "modelo,",
+		"모델아")
+	l.add(injRoleTargetStrong, 0, injGroupNone, 0, "für den assistenten", "an den assistenten", "für den browser-agenten",
+		"для нейросети", "для браузерного агента", "для ассистента", "ブラウザエージェントへ", "prezado modelo", "caro modelo",
+		"querido modelo", "ai 어시스턴트님", "어시스턴트님")
+	l.groupRole(og, injRoleVerb, 0.2, "не выполняй")
+	l.groupRole(og, injRoleObject, 0.25, "bitte des nutzers", "die bitte", "просьбу пользователя", "сообщение пользователя",
+		"사용자 질문", "su pregunta", "their question", "their request", "sua pergunta", "sa question", "ihre frage",
+		"la sua domanda")
+	l.phrases(injFamRole, 0.45, "with no restrictions", "sans aucune restriction", "ohne jegliche einschränkung",
+		"sem nenhuma restrição", "без каких-либо ограничений", "何の制約もない", "制約のない", "아무 제한",
+		"sin ninguna restricción", "sem filtro", "без цензуры", "sin censura", "sans censure", "ohne zensur",
+		"senza censura", "sem censura", "无审查", "検閲なし", "검열 없는", "aucune règle", "ninguna regla",
+		"keine regeln", "nenhuma regra", "никаких правил", "reste dans ce personnage", "continue no personagem",
+		"この役を続け", "оставайся", "resta in questo personaggio", "sigue en el personaje")
+	l.phrases(injFamRole, 0.4, "tu es désormais", "с этого момента ты", "du bist ab jetzt", "a partir de agora você é",
+		"d'ora in poi sei", "desde ahora eres")
+	l.phrases(injFamTool, 0.35, "konto löschen", "удалить аккаунт", "delete account", "delete the account",
+		"supprimer le compte", "eliminar cuenta", "excluir conta", "elimina l'account", "删除账号", "계정을 삭제")
+	l.groupRole(mg, injRoleVerb, 0.2, "pix", "转到", "转入")
+	l.groupRole(mg, injRoleObject, 0.2, "r$", "¥")
+	l.groupRole(eg, injRoleObject, 0.2, "대화", "api 키", "토큰")
+	l.groupRole(eg, injRoleDest, 0.25, "웹훅", "вебхук", "网络钩子")
+	l.groupRole(dg, injRoleVerb, 0.2, "literalmente", "wortwörtlich", "그대로", "옮겨 적")
+	l.groupRole(dg, injRoleObject, 0.3, "instrucciones que recibiste", "über dieser nachricht", "sopra questo messaggio",
+		"처음 받은 지침", "위에 있는 모든", "encima de este mensaje", "acima desta mensagem", "ursprünglichen anweisungen")
+	l.add(injRoleDiscuss, 0, injGroupNone, 0, "提示词注入", "攻击者", "攻撃者", "공격자", "злоумышленник*",
+		"atacante", "attaquant", "angreifer", "aggressore", "invasor", "bug bounty", "triage*", "design doc")
+
+	// Discussion: code review, tests, shell prompts, talks, policies.
+	l.add(injRoleDiscuss, 0, injGroupNone, 0, "podcast", "unit test*", "test case*", "code review", "the parser",
+		"shell prompt", "bash prompt", "ps1", "illustration", "in the wild", "this policy", "this memo",
+		"the fix")
 }

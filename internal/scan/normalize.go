@@ -103,7 +103,7 @@ var normFold = func() (t [256]byte) {
 }()
 
 // normLeet maps the leetspeak digits and symbols to letters; 0 means keep.
-var normLeet = [256]byte{'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's'}
+var normLeet = [256]byte{'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '9': 'g', '@': 'a', '$': 's'}
 
 func normIsLetter(c byte) bool { return c >= 'a' && c <= 'z' }
 
