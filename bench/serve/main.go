@@ -67,7 +67,7 @@ var callLua []byte
 const (
 	ownerEmail    = "bench-owner@example.com"
 	ownerPassword = "bench owner password 123"
-	agentName     = "bench-agent"
+	agentName     = "helper" // metadata.name of examples/helper.claw.yaml
 )
 
 type options struct {
@@ -409,6 +409,10 @@ func (b *bench) setupOrgs(prefix string, from, n int) ([]org, error) {
 
 func (b *bench) setupOrg(name string) (org, error) {
 	o := org{name: name}
+	manifest, err := agentManifest()
+	if err != nil {
+		return o, err
+	}
 	p := "/v1/orgs/" + name
 	steps := []struct {
 		method, path string
@@ -416,7 +420,7 @@ func (b *bench) setupOrg(name string) (org, error) {
 		want         int
 	}{
 		{"POST", "/v1/orgs", map[string]any{"name": name}, 201},
-		{"PUT", p + "/agents/" + agentName, agentYAML(agentName), 201},
+		{"PUT", p + "/agents/" + agentName, manifest, 201},
 		{"PUT", p + "/agents/" + agentName + "/abilities/local", map[string]any{"actions": map[string]string{"echo": "automatic"}}, 200},
 	}
 	for _, s := range steps {
@@ -439,23 +443,11 @@ func (b *bench) setupOrg(name string) (org, error) {
 	return o, nil
 }
 
-// agentYAML is internal/server's test agent minus send-mail: one echo
-// tool (service local) and an allow-all policy, so that the figures are
-// the server's path and not a tool's work.
-func agentYAML(name string) []byte {
-	return fmt.Appendf(nil, `claw: "0.3.0"
-kind: Claw
-metadata: {name: %s}
-spec:
-  identity: {inline: {personality: "A careful helper.", autonomy: autonomous}}
-  providers:
-    - inline: {protocol: openai-compatible, endpoint: "http://localhost:11434/v1", model: m, auth: {type: none}}
-  tools:
-    - inline: {name: echo, description: echo, input_schema: {type: object}, annotations: {readOnlyHint: true}}
-  sandbox:
-    inline: {level: none}
-  policies: [{inline: {rules: [{id: all, action: allow, scope: all}]}}]
-`, name)
+// agentManifest is the example agent of the README's walkthrough
+// (examples/helper.claw.yaml): the runs grant only its echo tool, so the
+// figures are the server's path and not a tool's work.
+func agentManifest() ([]byte, error) {
+	return os.ReadFile(filepath.Join(repoRoot(), "examples", "helper.claw.yaml"))
 }
 
 // do sends one request and checks the status; body is JSON unless it is
