@@ -1546,29 +1546,22 @@ func (c *clientRun) credentialList(cmd string, args []string) int {
 	if !ok {
 		return code
 	}
-	data, _, err := c.callJSON(t, http.MethodGet, clientPath("v1", "orgs", *o.org, "credentials"), nil)
-	if err != nil {
-		return c.fail(cmd, err)
-	}
 	var out struct {
 		Credentials []struct {
-			Name      string `json:"name"`
-			Type      string `json:"type"`
-			CreatedAt string `json:"created_at"`
-			UpdatedAt string `json:"updated_at"`
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			CreatedAt  string `json:"created_at"`
+			LastUsedAt string `json:"last_used_at"`
 		} `json:"credentials"`
 	}
-	if err := clientDecode(data, &out); err != nil {
-		return c.fail(cmd, err)
-	}
-	if o.cf.json {
-		return c.rawJSON(cmd, data)
+	if code, done := c.getJSON(cmd, o.cf.json, t, clientPath("v1", "orgs", *o.org, "credentials"), &out); done {
+		return code
 	}
 	rows := [][]string{}
 	for _, k := range out.Credentials {
-		rows = append(rows, []string{k.Name, k.Type, k.CreatedAt, k.UpdatedAt})
+		rows = append(rows, []string{k.Name, k.Type, k.CreatedAt, k.LastUsedAt})
 	}
-	c.table([]string{"NAME", "TYPE", "CREATED", "UPDATED"}, rows)
+	c.table([]string{"NAME", "TYPE", "CREATED", "LAST USED"}, rows)
 	return 0
 }
 
