@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/clawkeep/clawkeep/internal/problem"
+	"github.com/clawkeep/clawkeep/internal/vault"
 )
 
 // TestOpenAPIDocumentMatchesTheRoutes: the checked-in document names
@@ -63,6 +64,17 @@ func TestOpenAPIDocumentMatchesTheRoutes(t *testing.T) {
 	sort.Strings(codes)
 	if strings.Join(enum, ",") != strings.Join(codes, ",") {
 		t.Errorf("problem codes documented %v, defined %v", enum, codes)
+	}
+	var types []string
+	for _, v := range doc.Components.Schemas["CredentialType"]["enum"].([]any) {
+		types = append(types, v.(string))
+	}
+	var vaultTypes []string
+	for ty := vault.APIKey; ty.IsValid(); ty++ {
+		vaultTypes = append(vaultTypes, ty.String())
+	}
+	if strings.Join(types, ",") != strings.Join(vaultTypes, ",") {
+		t.Errorf("credential types documented %v, the vault takes %v", types, vaultTypes)
 	}
 }
 
