@@ -2,6 +2,9 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,4 +160,51 @@ func TestHostilePathValuesGetClearErrors(t *testing.T) {
 		}
 	}
 	f.mustDo("GET", "/v1/orgs/a/agents", f.owner, nil, 200)
+}
+
+// TestCKPOverPOSTAnswersBatchesAndNotifications: a batch gets one array
+// reply, a notification alone gets 204, garbage gets a parse error, and a
+// retried request_id is answered from the same kernel without running
+// again.
+func TestCKPOverPOSTAnswersBatchesAndNotifications(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	tok := f.agent("a", "helper")
+	call := func(id any, rid string) map[string]any {
+		return map[string]any{"jsonrpc": "2.0", "id": id, "method": "claw.tool.call",
+			"params": map[string]any{"name": "echo", "arguments": map[string]any{"k": rid}, "context": map[string]any{"request_id": rid}}}
+	}
+	r := f.mustDo("POST", "/v1/ckp", tok, []any{call(1, "b-1"), call(2, "b-2"), map[string]any{"jsonrpc": "2.0", "method": "claw.initialized"}}, 200)
+	var batch []map[string]any
+	if err := json.Unmarshal(r.raw, &batch); err != nil || len(batch) != 2 {
+		t.Fatalf("batch reply: %s", r.raw)
+	}
+	f.mustDo("POST", "/v1/ckp", tok, map[string]any{"jsonrpc": "2.0", "method": "claw.initialized"}, 204)
+	req, _ := http.NewRequest("POST", f.url+"/v1/ckp", strings.NewReader("{not json\n]]"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "-32700") {
+		t.Fatalf("garbage: %d %s", resp.StatusCode, body)
+	}
+	for i := 0; i < 2; i++ {
+		if r := f.mustDo("POST", "/v1/ckp", tok, call(9, "retry-1"), 200); r.json["result"] == nil {
+			t.Fatalf("retry %d: %s", i, r.raw)
+		}
+	}
+	recs := f.mustDo("GET", "/v1/orgs/a/audit?event=outcome&limit=1000", f.owner, nil, 200).json["records"].([]any)
+	ran := 0
+	for _, rec := range recs {
+		if rec.(map[string]any)["request_id"] == "retry-1" {
+			ran++
+		}
+	}
+	if ran != 1 {
+		t.Fatalf("a retried request_id ran %d times", ran)
+	}
 }
