@@ -106,14 +106,23 @@ func TestInjectionHeldOut(t *testing.T) {
 	evalInjectionCorpus(t, "testdata/injection/heldout.jsonl", 300, heldRecallFloor, heldFPRCeiling)
 }
 
+// TestInjectionHeldOut2 scores it on a third corpus (heldout2.jsonl),
+// written in session 9 by a helper who read neither the detector nor any
+// other corpus, after the second round of tuning and never tuned on.
+func TestInjectionHeldOut2(t *testing.T) {
+	evalInjectionCorpus(t, "testdata/injection/heldout2.jsonl", 400, held2RecallFloor, held2FPRCeiling)
+}
+
 // Floors below the figures recorded in docs/BENCHMARKS.md, so that a
 // regression fails here; the targets are recall 0.95 and FPR
 // 0.02, and the benchmarks page says whether they are met.
 const (
-	devRecallFloor  = 0.95
-	devFPRCeiling   = 0.01
-	heldRecallFloor = 0.75
-	heldFPRCeiling  = 0.08
+	devRecallFloor   = 0.95
+	devFPRCeiling    = 0.01
+	heldRecallFloor  = 0.75
+	heldFPRCeiling   = 0.08
+	held2RecallFloor = 0.62
+	held2FPRCeiling  = 0.03
 
 	// train2.jsonl: tuned on its odd half, then on all of it (see the
 	// report of that change for the figures before tuning).
