@@ -208,3 +208,26 @@ func TestCKPOverPOSTAnswersBatchesAndNotifications(t *testing.T) {
 		t.Fatalf("a retried request_id ran %d times", ran)
 	}
 }
+
+// TestMembershipAndTokenChangesReachTheOrgsOwnAuditChain: who may act in
+// an organisation is part of its own record, visible in its export, and
+// its chain still verifies.
+func TestMembershipAndTokenChangesReachTheOrgsOwnAuditChain(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.org("a")
+	f.member("a", "new@example.com", "viewer")
+	id := f.mustDo("POST", "/v1/orgs/a/tokens", f.owner, map[string]any{"name": "ci", "role": "viewer"}, 201).json["id"].(string)
+	f.mustDo("DELETE", "/v1/orgs/a/tokens/"+id, f.owner, nil, 204)
+	export := string(f.mustDo("GET", "/v1/orgs/a/audit/export", f.owner, nil, 200).raw)
+	for _, want := range []string{`"event":"member","tool":"","request_id":"","decision":"added"`, `"decision":"created"`, `"decision":"revoked"`, `"by":"user:root@example.com"`, `"user":"new@example.com"`} {
+		if !strings.Contains(export, want) {
+			t.Errorf("org a's chain lacks %s:\n%s", want, export)
+		}
+	}
+	if strings.Contains(export, "password of new@example.com") {
+		t.Fatal("a password reached the audit chain")
+	}
+	if v := f.mustDo("GET", "/v1/orgs/a/audit/verify", f.owner, nil, 200); v.json["ok"] != true {
+		t.Fatalf("chain: %s", v.raw)
+	}
+}

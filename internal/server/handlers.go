@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -38,6 +40,28 @@ func (s *Server) record(r *http.Request, c *call, event, decision string, detail
 	}
 	if _, err := s.cfg.Audit.Append(context.WithoutCancel(r.Context()), rec); err != nil {
 		s.cfg.Logf("audit: %v", err)
+	}
+	if c.org.Name != "" && event != "org" {
+		s.recordInTenant(r, c, event, decision, detail)
+	}
+}
+
+// recordInTenant appends an organisation's identity event (members,
+// roles, tokens) to the organisation's own chain too, so that its audit
+// export shows every change to who may act in it. The change was
+// committed first; a worker that cannot take the record leaves it in the
+// supervisor's chain and a line in the log.
+func (s *Server) recordInTenant(r *http.Request, c *call, event, decision string, detail map[string]string) {
+	body, _ := json.Marshal(map[string]any{"event": event, "decision": decision, "detail": detail})
+	req, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), http.MethodPost, "/", bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	pw := &probeWriter{header: http.Header{}}
+	s.cfg.Tenants.Forward(pw, req, c.tenantOrg(), "/audit/events", c.caller())
+	if pw.status != http.StatusNoContent {
+		s.cfg.Logf("audit: org %s: the worker did not record %s/%s (status %d); it is in the supervisor's chain", c.org.Name, event, decision, pw.status)
 	}
 }
 

@@ -214,3 +214,19 @@ func TestWorkerThatCannotStartBacksOff(t *testing.T) {
 		t.Fatalf("%d start attempts in the first ~300 ms", crashes)
 	}
 }
+
+// TestSupervisorCannotForgeKernelRecords: the route the supervisor uses to
+// record identity events takes only those, so even its secret cannot make
+// the chain show a tool decision or outcome that never happened.
+func TestSupervisorCannotForgeKernelRecords(t *testing.T) {
+	sup, org := startSupervisor(t)
+	for event, want := range map[string]int{"member": 204, "token": 204, "decision": 400, "outcome": 400, "approval": 400} {
+		rec := &probe{h: http.Header{}}
+		req, _ := http.NewRequest("POST", "http://x/", strings.NewReader(`{"event":"`+event+`","decision":"allow","detail":{"k":"v"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		sup.Forward(rec, req, org, "/audit/events", Caller{Actor: "user:test"})
+		if rec.status != want {
+			t.Errorf("event %q: %d, want %d", event, rec.status, want)
+		}
+	}
+}

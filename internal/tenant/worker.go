@@ -205,6 +205,7 @@ func (w *worker) routes() http.Handler {
 	mux.HandleFunc("GET /audit", w.queryAudit)
 	mux.HandleFunc("GET /audit/verify", w.verifyAudit)
 	mux.HandleFunc("GET /audit/export", w.exportAudit)
+	mux.HandleFunc("POST /audit/events", w.recordEvent)
 	mux.HandleFunc("GET /ckp", w.ckpWebSocket)
 	mux.HandleFunc("POST /ckp", w.ckpPost)
 	return w.authenticate(mux)

@@ -443,3 +443,27 @@ func (w *worker) exportAudit(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("Cache-Control", "no-store")
 	rw.Write(buf.Bytes())
 }
+
+// recordEvent appends an event the supervisor decided (a member added, a
+// token revoked) to this organisation's chain. Only the supervisor can
+// reach it (the secret), and only identity events are accepted: the
+// kernel's own records (decisions, outcomes) cannot be forged this way.
+func (w *worker) recordEvent(rw http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Event    string            `json:"event"`
+		Decision string            `json:"decision"`
+		Detail   map[string]string `json:"detail"`
+	}
+	if !problem.Decode(rw, r, &body, maxJSONBytes) {
+		return
+	}
+	switch body.Event {
+	case "member", "token":
+	default:
+		problem.Write(rw, http.StatusBadRequest, problem.BadRequest, "event: want member or token", 0)
+		return
+	}
+	delete(body.Detail, "by") // the actor header says who, not the body
+	w.record(r, body.Event, body.Decision, body.Detail)
+	rw.WriteHeader(http.StatusNoContent)
+}
