@@ -157,10 +157,12 @@ func TestForkBombIsContained(t *testing.T) {
 	levels(t, func(t *testing.T, lvl Level) {
 		s := newSetup(t, lvl)
 		s.cfg.Limits.Wall, s.cfg.Limits.MaxProcesses = 2*time.Second, 32
-		// The shell then spins on a builtin, not on a command it would
-		// have to fork: when the bomb has used up every process the
-		// limits allow, it still runs until the wall clock kills it.
-		r := s.run(t, sh("f() { f | f & }; f; while :; do :; done")...)
+		// The bomb runs in a background subshell, forked first, while
+		// the job's shell spins on a builtin: it never forks again, so
+		// when the bomb has used up every process the limits allow (a
+		// failed fork ends a non-interactive shell) the job still runs
+		// until the wall clock kills it.
+		r := s.run(t, sh("(f() { f | f & }; f) & while :; do :; done")...)
 		mustMeter(t, r, MeterWall)
 		if lvl == LevelContainer && !contains(r.Hit, MeterProcesses) {
 			t.Errorf("the pids limit did not register: %+v", r)
