@@ -217,6 +217,11 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
 
+	const credential = "sk-live-E2E-CREDENTIAL-VALUE-77"
+	mustCLI(t, ownerCfg, credential+"\n", "credential", "set", "--org", "acme", "--name", "stripe", "--type", "api-key")
+	if out := mustCLI(t, viewerCfg, "", "credential", "list", "--org", "acme"); !strings.Contains(out, "stripe") || strings.Contains(out, credential) {
+		t.Fatalf("credential list: %q", out)
+	}
 	export := mustCLI(t, viewerCfg, "", "audit", "export", "--org", "acme")
 	for _, want := range []string{`"approval-required"`, `"by":"user:member@example.com"`, `"event":"outcome"`} {
 		if !strings.Contains(export, want) {
@@ -224,8 +229,13 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 	mustCLI(t, viewerCfg, "", "audit", "verify", "--org", "acme")
-	if strings.Contains(s.stderr.String(), "owner password") || strings.Contains(export, agentToken) {
-		t.Fatal("a password or token leaked into the server log or the audit trail")
+	for _, secret := range []string{"owner password", "member password", agentToken, credential} {
+		if strings.Contains(s.stderr.String(), secret) || strings.Contains(export, secret) {
+			t.Fatalf("a secret (%.12s...) leaked into the server log or the audit trail", secret)
+		}
+	}
+	if !strings.Contains(export, `"name":"stripe"`) {
+		t.Error("storing the credential was not audited")
 	}
 }
 
