@@ -53,7 +53,8 @@ Usage:
       [--cpu-seconds N] [--fuel N] [--network deny|allowlist] [--allow-host H]...
       [--mount PATH:ro|rw]... [--report json] -- COMMAND [ARG...] | MODULE.wasm [FUNCTION]
                                                     run one thing under a sandbox
-  clawkeep serve [--listen ADDR] [--data-dir DIR]   serve the multi-tenant HTTP API (workers per organisation)
+  clawkeep serve [--listen ADDR] [--data-dir DIR]   serve the multi-tenant HTTP API (workers per organisation;
+                                                    data in /var/lib/clawkeep as root)
   clawkeep bootstrap | login | logout | org | user | member | token | agent | ability |
            credential | approvals | audit verify|export --org O
                                                     talk to a server (--server URL, --token T,

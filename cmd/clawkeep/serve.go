@@ -41,11 +41,22 @@ func (p *prefixes) Set(s string) error {
 	return nil
 }
 
+// defaultServeDir is where serve keeps its data without --data-dir: as
+// root, /var/lib/clawkeep, whose parents the workers (under their own
+// uids) can pass through, unlike root's home; otherwise the user's state
+// directory.
+func defaultServeDir() string {
+	if os.Getenv("CLAWKEEP_DATA_DIR") == "" && os.Geteuid() == 0 {
+		return "/var/lib/clawkeep"
+	}
+	return defaultDataDir()
+}
+
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:7450", "address to serve the HTTP API on")
-	dataDir := fs.String("data-dir", defaultDataDir(), "data root (identity, one directory per organisation)")
+	dataDir := fs.String("data-dir", defaultServeDir(), "data root (identity, one directory per organisation)")
 	uidBase := fs.Uint("worker-uid-base", 200000, "as root, run each organisation's worker as uid/gid BASE+org id; 0 keeps root's uid")
 	idle := fs.Duration("idle-timeout", 10*time.Minute, "stop a worker after this long without requests")
 	perIP := fs.Float64("rate-per-ip", 0, "request tokens per second per client IP (0 = default)")
