@@ -65,6 +65,17 @@ func mentions(s string, a netip.Addr) bool {
 	if strings.Contains(s, a.String()) || strings.Contains(s, a.StringExpanded()) {
 		return true
 	}
+	// Any token that parses to a, in whatever form (an IPv4-mapped
+	// "::ffff:0:0" names 0.0.0.0).
+	for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(" ,;=\"\t", r) }) {
+		tok = strings.TrimPrefix(strings.TrimPrefix(tok, "for"), "FOR")
+		if ap, err := netip.ParseAddrPort(tok); err == nil && ap.Addr().Unmap().WithZone("") == a {
+			return true
+		}
+		if x, err := netip.ParseAddr(strings.Trim(tok, "[]")); err == nil && x.Unmap().WithZone("") == a {
+			return true
+		}
+	}
 	if a.Is4() {
 		return strings.Contains(s, netip.AddrFrom16(a.As16()).String())
 	}
