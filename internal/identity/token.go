@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/clawkeep/clawkeep/internal/manifest"
 )
 
 // Token plaintexts are a prefix naming the kind, then 32 random bytes as
@@ -95,14 +97,9 @@ func checkLabel(what, s string, max int) error {
 	return nil
 }
 
-// checkAgent accepts the manifest's agent names: ^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$.
+// checkAgent accepts the manifest's agent names.
 func checkAgent(agent string) error {
-	ok := len(agent) >= 1 && len(agent) <= 63
-	for i := 0; ok && i < len(agent); i++ {
-		c := agent[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' && i > 0
-	}
-	if !ok {
+	if !manifest.ValidName(agent) {
 		return fmt.Errorf("%w: agent name %q", ErrInvalid, agent)
 	}
 	return nil

@@ -230,6 +230,11 @@ var (
 	semver    = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-.+)?$`)
 )
 
+// ValidName reports whether s is a valid metadata.name: 1-63 letters,
+// digits or '-', starting with a letter or digit. Agents are named by it
+// wherever clawkeep names them (tokens, API paths, workspaces).
+func ValidName(s string) bool { return kebabName.MatchString(s) }
+
 const (
 	nameRule   = "a valid name (1-63 letters, digits or '-', starting with a letter or digit)"
 	semverRule = "a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])"

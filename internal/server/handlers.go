@@ -12,6 +12,7 @@ import (
 
 	"github.com/clawkeep/clawkeep/internal/audit"
 	"github.com/clawkeep/clawkeep/internal/identity"
+	"github.com/clawkeep/clawkeep/internal/manifest"
 	"github.com/clawkeep/clawkeep/internal/problem"
 	"github.com/clawkeep/clawkeep/internal/tenant"
 )
@@ -449,8 +450,8 @@ func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request, c *cal
 	if r.ContentLength != 0 && !problem.Decode(w, r, &body, maxSmallBody) {
 		return
 	}
-	if !tenant.ValidAgentName(name) {
-		problem.Write(w, http.StatusBadRequest, problem.BadRequest, "agent name: want kebab-case, 1-63 characters", 0)
+	if !manifest.ValidName(name) {
+		problem.Write(w, http.StatusBadRequest, problem.BadRequest, "agent name: want 1-63 letters, digits or '-', starting with a letter or digit", 0)
 		return
 	}
 	// A token is only for an agent the organisation has.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,21 +14,15 @@ import (
 	"github.com/clawkeep/clawkeep/internal/ability"
 	"github.com/clawkeep/clawkeep/internal/approval"
 	"github.com/clawkeep/clawkeep/internal/audit"
+	"github.com/clawkeep/clawkeep/internal/manifest"
 	"github.com/clawkeep/clawkeep/internal/problem"
 	"github.com/clawkeep/clawkeep/internal/vault"
 )
 
-// agentName is the manifest metadata.name form (kebab-case).
-var agentName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// ValidAgentName reports whether s can name an agent (a manifest's
-// metadata.name): kebab-case, 1 to 63 characters.
-func ValidAgentName(s string) bool { return agentName.MatchString(s) }
-
 func (w *worker) agentParam(rw http.ResponseWriter, r *http.Request) (string, bool) {
 	name := r.PathValue("agent")
-	if !agentName.MatchString(name) {
-		problem.Write(rw, http.StatusBadRequest, problem.BadRequest, "agent name: want kebab-case, 1-63 characters", 0)
+	if !manifest.ValidName(name) {
+		problem.Write(rw, http.StatusBadRequest, problem.BadRequest, "agent name: want 1-63 letters, digits or '-', starting with a letter or digit", 0)
 		return "", false
 	}
 	return name, true
