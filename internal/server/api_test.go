@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/clawkeep/clawkeep/internal/audit"
 )
 
 // TestCredentialValueNeverComesBack: a credential is write-only. Its value
@@ -229,5 +232,28 @@ func TestMembershipAndTokenChangesReachTheOrgsOwnAuditChain(t *testing.T) {
 	}
 	if v := f.mustDo("GET", "/v1/orgs/a/audit/verify", f.owner, nil, 200); v.json["ok"] != true {
 		t.Fatalf("chain: %s", v.raw)
+	}
+}
+
+// TestPasswordTypedAsEmailIsNotAudited: people type their password into
+// the email field; a failed login records the account, never what was
+// typed when it names no account.
+func TestPasswordTypedAsEmailIsNotAudited(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	const typed = "Tr0ub4dor&3-typed-in-the-wrong-box"
+	f.do("POST", "/v1/login", "", map[string]any{"email": typed, "password": "x"})
+	f.do("POST", "/v1/login", "", map[string]any{"email": "root@example.com", "password": "wrong password!!"})
+	if err := f.log.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := audit.Export(filepath.Join(f.root, "supervisor"), &buf); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), typed) {
+		t.Fatal("what was typed as an email reached the audit chain")
+	}
+	if !strings.Contains(buf.String(), `"email":"root@example.com"`) || !strings.Contains(buf.String(), `"email":"(no such account)"`) {
+		t.Fatalf("failed logins not audited as expected:\n%s", buf.String())
 	}
 }

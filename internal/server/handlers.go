@@ -136,12 +136,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) {
 	switch {
 	case errors.Is(err, identity.ErrLocked):
 		s.cfg.Limiter.LoginFailed(c.ip)
-		s.record(r, c, "login", "locked", map[string]string{"email": clip(body.Email)})
+		s.record(r, c, "login", "locked", map[string]string{"email": s.knownEmail(body.Email)})
 		problem.Write(w, http.StatusTooManyRequests, problem.LockedOut, "this account is locked after repeated failed logins; retry later", 15*time.Minute)
 		return
 	case err != nil:
 		s.cfg.Limiter.LoginFailed(c.ip)
-		s.record(r, c, "login", "failed", map[string]string{"email": clip(body.Email)})
+		s.record(r, c, "login", "failed", map[string]string{"email": s.knownEmail(body.Email)})
 		problem.Write(w, http.StatusUnauthorized, problem.Unauthenticated, "wrong email or password", 0)
 		return
 	}
@@ -151,7 +151,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) {
 	problem.JSON(w, http.StatusOK, map[string]any{"token": token, "user": viewUser(u)})
 }
 
-// clip keeps what a failed login names short: it is the caller's input.
+// knownEmail is what the audit records of a failed login's email: the
+// account's address if there is one, else a placeholder. People type
+// passwords into the email field; what they typed must not be kept.
+func (s *Server) knownEmail(email string) string {
+	if u, err := s.cfg.Identity.UserByEmail(email); err == nil {
+		return u.Email
+	}
+	return "(no such account)"
+}
+
+// clip keeps a caller-chosen value short.
 func clip(s string) string {
 	if len(s) > 254 {
 		return s[:254]
