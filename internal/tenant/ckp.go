@@ -57,19 +57,33 @@ type lineWriter struct {
 }
 
 func (l *lineWriter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
+	err := eachLine(&l.buf, p, func(line []byte) error {
 		if err := l.flush(l.ctx); err != nil {
-			return 0, err
+			return err
 		}
-		if err := l.conn.Write(l.ctx, websocket.MessageText, l.buf[:i]); err != nil {
-			return 0, err
+		return l.conn.Write(l.ctx, websocket.MessageText, line)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// eachLine appends p to *buf and calls each for every complete line in
+// it, without its newline, keeping the rest for the next call. The line
+// is valid only during the call.
+func eachLine(buf *[]byte, p []byte, each func(line []byte) error) error {
+	*buf = append(*buf, p...)
+	for {
+		i := bytes.IndexByte(*buf, '\n')
+		if i < 0 {
+			return nil
 		}
-		l.buf = l.buf[i+1:]
+		line := (*buf)[:i]
+		*buf = (*buf)[i+1:]
+		if err := each(line); err != nil {
+			return err
+		}
 	}
 }
 
@@ -231,25 +245,20 @@ type collector struct {
 func (c *collector) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.buf = append(c.buf, p...)
-	for {
-		i := bytes.IndexByte(c.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		line := c.buf[:i]
-		c.buf = c.buf[i+1:]
+	eachLine(&c.buf, p, func(line []byte) error {
 		var head struct {
 			ID     json.RawMessage `json:"id"`
 			Method string          `json:"method"`
 		}
 		json.Unmarshal(line, &head)
 		if head.Method != "" || string(head.ID) == postInitID || c.reply != nil {
-			continue
+			return nil
 		}
 		c.reply = append([]byte(nil), line...)
 		close(c.done)
-	}
+		return nil
+	})
+	return len(p), nil
 }
 
 // answers reports whether a JSON-RPC frame gets a reply: anything but a

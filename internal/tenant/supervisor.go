@@ -646,23 +646,14 @@ type logWriter struct {
 func (l *logWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	for {
-		i := -1
-		for j, c := range l.buf {
-			if c == '\n' {
-				i = j
-				break
-			}
-		}
-		if i < 0 {
-			if len(l.buf) > 4096 {
-				l.logf("%s%s", l.prefix, l.buf)
-				l.buf = l.buf[:0]
-			}
-			return len(p), nil
-		}
-		l.logf("%s%s", l.prefix, l.buf[:i])
-		l.buf = l.buf[i+1:]
+	eachLine(&l.buf, p, func(line []byte) error {
+		l.logf("%s%s", l.prefix, line)
+		return nil
+	})
+	// A worker that writes without newlines still gets logged, in pieces.
+	if len(l.buf) > 4096 {
+		l.logf("%s%s", l.prefix, l.buf)
+		l.buf = l.buf[:0]
 	}
+	return len(p), nil
 }
