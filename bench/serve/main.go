@@ -36,6 +36,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -561,23 +562,13 @@ func (b *bench) wrk(name, path string, script []byte, runID string, lines []stri
 			return r
 		}
 	}
-	slices.SortFunc(runs, func(x, y wrkResult) int { return cmpFloat(x.rate(), y.rate()) })
+	slices.SortFunc(runs, func(x, y wrkResult) int { return cmp.Compare(x.rate(), y.rate()) })
 	med := runs[len(runs)/2]
 	for _, r := range runs {
 		med.Rates = append(med.Rates, r.rate())
 		med.AllFailures += r.failures()
 	}
 	return med
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // waitQuiet waits until less than -quiet of the CPUs were busy over a

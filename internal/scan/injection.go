@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"slices"
@@ -834,21 +835,11 @@ func injCluster(hits []injHit) (p [injFamCount]float64) {
 	}
 	for f := range best {
 		b := best[f]
-		slices.SortFunc(b[:], func(x, y top) int { return cmpFloat(y.w, x.w) })
+		slices.SortFunc(b[:], func(x, y top) int { return cmp.Compare(y.w, x.w) })
 		q := (1 - float64(b[0].w)) * (1 - 0.5*float64(b[1].w)) * (1 - 0.25*float64(b[2].w))
 		p[f] = 1 - q
 	}
 	return p
-}
-
-func cmpFloat(a, b float32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // markdownExfil finds markdown images and links whose URL carries a query,
