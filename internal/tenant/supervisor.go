@@ -144,13 +144,21 @@ func (s *Supervisor) reachable() error {
 }
 
 // copyExecutable writes a root-owned 0755 copy of the program, replacing
-// any older one atomically.
+// any older one atomically. A copy with the program's size and
+// modification time is kept: a restart does not rewrite 40 MB.
 func copyExecutable(from, to string) error {
 	src, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	info, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	if have, err := os.Stat(to); err == nil && have.Size() == info.Size() && have.ModTime().Equal(info.ModTime()) && have.Mode().Perm() == 0o755 {
+		return nil
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(to), ".clawkeep-*")
 	if err != nil {
 		return err
@@ -165,6 +173,9 @@ func copyExecutable(from, to string) error {
 		return err
 	}
 	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chtimes(tmp.Name(), info.ModTime(), info.ModTime()); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), to)
