@@ -135,3 +135,19 @@ func TestOversizedBodyAndHeadersAreRefused(t *testing.T) {
 		t.Fatal("server stopped serving")
 	}
 }
+
+// TestNamingAnOrgDoesNotSpendItsQuota: requests without valid credentials
+// that name an organisation are charged to their own address, never to
+// the organisation, so a stranger cannot exhaust a tenant's quota.
+func TestNamingAnOrgDoesNotSpendItsQuota(t *testing.T) {
+	f := newFixture(t, fixtureOpts{limits: ratelimit.Config{PerIP: 1e6, IPBurst: 1e6, PerOrg: 0.01, OrgBurst: 50}})
+	f.org("a")
+	stranger := clientFrom("127.0.0.6")
+	for i := 0; i < 200; i++ {
+		doWith(t, stranger, f.url, "GET", "/v1/orgs/a/agents", "cks_"+strings.Repeat("A", 43), nil)
+		doWith(t, stranger, f.url, "GET", "/v1/orgs/a", "", nil)
+	}
+	if r := f.do("GET", "/v1/orgs/a", f.owner, nil); r.status != 200 {
+		t.Fatalf("the org's own owner was refused after a stranger's flood: %d %s", r.status, r.raw)
+	}
+}
